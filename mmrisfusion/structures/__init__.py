@@ -1,0 +1,3 @@
+from .ris_data_sample import RISDataSample
+
+__all__ = ['RISDataSample']

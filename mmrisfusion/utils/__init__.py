@@ -1,0 +1,7 @@
+from .checkpoint import (allow_mmengine_checkpoint_types, load_weights_only,
+                         mmengine_checkpoint_types)
+from .dist import setup_launcher
+from .setup_env import register_all_modules
+
+__all__ = ['allow_mmengine_checkpoint_types', 'load_weights_only',
+           'mmengine_checkpoint_types', 'register_all_modules', 'setup_launcher']
