@@ -1,1 +1,3 @@
-__all__ = []
+from .hf_text_encoder import HFTextEncoder
+
+__all__ = ['HFTextEncoder']
