@@ -1,0 +1,277 @@
+"""Build a model from a config, load its weights safely, and run it on one IR/VIS pair."""
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any, List, NamedTuple, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import init_default_scope
+from torch import nn
+
+from mmrisfusion.structures import RISDataSample
+from mmrisfusion.utils.checkpoint import load_weights_only
+
+ImageInput = Union[str, Path, np.ndarray]
+
+OFFICIAL_KEYS = ('model', 'prefusion_model')
+
+
+class RISResult(NamedTuple):
+    """What :func:`inference_model` returns for one sample.
+
+    Attributes:
+        fused (np.ndarray | None): ``(H, W, 3)`` uint8 RGB fused image; None for a model
+            that does not fuse.
+        mask (np.ndarray | None): ``(H, W)`` bool mask of the referred object at the input's
+            original size; None for a fusion-only model.
+        logits (torch.Tensor | None): ``(num_classes, H, W)`` segmentation logits at the
+            original size; None for a fusion-only model.
+        data_sample (RISDataSample): The full predicted sample.
+    """
+
+    fused: Optional[np.ndarray]
+    mask: Optional[np.ndarray]
+    logits: Optional[torch.Tensor]
+    data_sample: RISDataSample
+
+
+def _drop_pretrained_init(cfg: Any) -> None:
+    """Remove ``init_cfg=dict(type='Pretrained', ...)`` everywhere in a model config.
+
+    With a checkpoint given, every weight is overwritten by a strict load, so pretrained
+    files named in the config (Swin 22k, ...) need not be on disk.
+    """
+    if isinstance(cfg, dict):
+        init_cfg = cfg.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        for value in cfg.values():
+            _drop_pretrained_init(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            _drop_pretrained_init(value)
+
+
+def _read_state_dict(path: Path) -> tuple:
+    """Read ``(state_dict, meta)`` from a ``.safetensors`` or weights-only ``.pth`` file."""
+    if path.suffix == '.safetensors':
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        with safe_open(str(path), framework='pt') as f:
+            header = f.metadata() or {}
+        meta = {}
+        if 'dataset_meta' in header:
+            meta['dataset_meta'] = json.loads(header['dataset_meta'])
+        return load_file(str(path), device='cpu'), meta
+    try:
+        checkpoint = load_weights_only(str(path))
+    except Exception as e:
+        raise RuntimeError(
+            f'{path} could not be loaded with weights only: it holds types beyond tensors and '
+            "mmengine's metadata. An official RIS-FUSION checkpoint must first be converted "
+            f'with tools/model_converters/risfusion_official.py. ({e})') from e
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'{path} holds a {type(checkpoint).__name__}; expected a state dict '
+                        "or a dict with a 'state_dict' key")
+    if all(key in checkpoint for key in OFFICIAL_KEYS):
+        raise ValueError(f'{path} is an official RIS-FUSION checkpoint (keys {OFFICIAL_KEYS}); '
+                         'convert it with tools/model_converters/risfusion_official.py first')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    meta = checkpoint.get('meta', {}) if 'state_dict' in checkpoint else {}
+    bad = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise TypeError(f'{path}: entries {bad[:5]} of the state dict are not tensors; expected '
+                        "a state dict or a dict with a 'state_dict' key")
+    return state_dict, meta if isinstance(meta, dict) else {}
+
+
+def load_model_checkpoint(model: nn.Module, checkpoint: Union[str, Path],
+                          strict: bool = True) -> dict:
+    """Load a checkpoint's weights into ``model``, never unpickling code.
+
+    Reads mmengine ``.pth`` checkpoints (``{'state_dict', 'meta', ...}``, loaded with
+    ``weights_only=True`` and mmengine's own types allow-listed), bare state dicts and
+    ``.safetensors`` files. A ``module.`` prefix (a checkpoint saved from a DDP-wrapped
+    model) is removed.
+
+    Args:
+        model (nn.Module): The model (not wrapped).
+        checkpoint (str | Path): The file.
+        strict (bool): Whether every key must match, both ways. Defaults to True.
+
+    Returns:
+        dict: The checkpoint's ``meta`` (``{}`` when it has none).
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f'checkpoint {path} does not exist; pass a file saved by '
+                                'tools/train.py or written by a tools/model_converters script')
+    state_dict, meta = _read_state_dict(path)
+    state_dict = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
+    result = model.load_state_dict(state_dict, strict=False)
+    if strict and (result.missing_keys or result.unexpected_keys):
+        raise RuntimeError(
+            f'{path} does not match the model built from the config: '
+            f'{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[:5]}), '
+            f'{len(result.unexpected_keys)} unexpected keys (e.g. {result.unexpected_keys[:5]})')
+    return meta
+
+
+def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None,
+               device: str = 'cpu', cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build a model from a config and, optionally, load its weights.
+
+    Args:
+        config (str | Path | Config): Config file or object.
+        checkpoint (str, optional): A ``.pth`` (weights only) or ``.safetensors`` file,
+            loaded strictly. Pretrained initialisations named in the config are then
+            skipped, as the checkpoint overwrites them. Defaults to None (the config's own
+            initialisation).
+        device (str): Device to put the model on. Defaults to 'cpu'.
+        cfg_options (dict, optional): Overrides merged into the config. Defaults to None.
+
+    Returns:
+        nn.Module: The model in eval mode, with ``cfg`` (the config) and, when the
+        checkpoint carries it, ``dataset_meta`` attached.
+    """
+    if isinstance(config, (str, Path)):
+        config = Config.fromfile(str(config))
+    elif not isinstance(config, Config):
+        raise TypeError(f'config must be a file name or a Config, got {type(config).__name__}')
+    else:
+        config = copy.deepcopy(config)
+    if cfg_options is not None:
+        config.merge_from_dict(cfg_options)
+    if 'model' not in config:
+        raise KeyError(f'config {config.filename} has no `model` key')
+    config.model.train_cfg = None
+    if checkpoint is not None:
+        _drop_pretrained_init(config.model)
+    init_default_scope(config.get('default_scope', 'mmrisfusion'))
+    from mmrisfusion.registry import MODELS
+    model = MODELS.build(config.model)
+    if checkpoint is not None:
+        meta = load_model_checkpoint(model, checkpoint)
+        if 'dataset_meta' in meta:
+            model.dataset_meta = meta['dataset_meta']
+    model.cfg = config
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _pipeline_config(cfg: Config) -> list:
+    """The test pipeline of a config: ``test_pipeline`` or the test dataset's pipeline."""
+    if cfg.get('test_pipeline') is not None:
+        return copy.deepcopy(list(cfg.test_pipeline))
+    try:
+        return copy.deepcopy(list(cfg.test_dataloader.dataset.pipeline))
+    except AttributeError as e:
+        raise KeyError(f'config {cfg.filename} has neither `test_pipeline` nor '
+                       '`test_dataloader.dataset.pipeline`') from e
+
+
+def _image_entry(image: ImageInput, key: str, gray: bool) -> dict:
+    """The dataset-style entry of one input: ``{key}_path`` or PNG ``{key}_bytes``.
+
+    Arrays are encoded losslessly (PNG) so they go through the config's own loading
+    transform, exactly like files and parquet bytes do.
+    """
+    if isinstance(image, (str, Path)):
+        if not Path(image).is_file():
+            raise FileNotFoundError(f'{key.upper()} image {image} does not exist')
+        return {f'{key}_path': str(image)}
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f'{key.upper()} image must be a path or a numpy array, got '
+                        f'{type(image).__name__}')
+    array = image
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3
+                                                           and array.shape[-1] == 3)):
+        raise ValueError(f'{key.upper()} array must be uint8 (H, W), (H, W, 1) or (H, W, 3) '
+                         f'RGB; got {array.dtype} {array.shape}')
+    if gray and array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2GRAY)
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode('.png', array)
+    if not ok:
+        raise ValueError(f'could not encode the {key.upper()} array as PNG')
+    return {f'{key}_bytes': encoded.tobytes()}
+
+
+def _is_annotation_loader(transform_cfg: dict) -> bool:
+    """Whether a pipeline step loads ground truth (skipped: inference has none)."""
+    name = str(transform_cfg.get('type', ''))
+    return 'Annotation' in name or name in ('LoadSegMap', 'LoadRISMask', 'LoadMask')
+
+
+def inference_model(model: nn.Module, vis: Union[ImageInput, Sequence[ImageInput]],
+                    ir: Union[ImageInput, Sequence[ImageInput]],
+                    text: Union[str, Sequence[str], None] = None
+                    ) -> Union[RISResult, List[RISResult]]:
+    """Fuse and segment one IR/VIS pair (or a list of them) with an expression.
+
+    The inputs go through the config's test pipeline (without the ground-truth loading),
+    so resizing, tokenisation and packing are those of evaluation.
+
+    Args:
+        model (nn.Module): A model from :func:`init_model`.
+        vis (str | Path | np.ndarray | Sequence): Visible image: a file, or an
+            ``(H, W, 3)`` uint8 RGB array; or a list of them.
+        ir (str | Path | np.ndarray | Sequence): Infrared image: a file, or an
+            ``(H, W)``/``(H, W, 3)`` uint8 array; or a list (same length as ``vis``).
+        text (str | Sequence[str], optional): The referring expression(s). Defaults to
+            None (fusion-only models).
+
+    Returns:
+        RISResult | list[RISResult]: One result per pair; a list when lists were given.
+    """
+    is_batch = isinstance(vis, (list, tuple))
+    vis_list = list(vis) if is_batch else [vis]
+    ir_list = list(ir) if isinstance(ir, (list, tuple)) else [ir]
+    if text is None or isinstance(text, str):
+        text_list = [text] * len(vis_list)
+    else:
+        text_list = list(text)
+    if not len(vis_list) == len(ir_list) == len(text_list):
+        raise ValueError(f'got {len(vis_list)} VIS, {len(ir_list)} IR images and '
+                         f'{len(text_list)} expressions; they must pair up')
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None:
+        raise AttributeError('the model has no `cfg`: build it with mmrisfusion.apis.init_model')
+    init_default_scope(cfg.get('default_scope', 'mmrisfusion'))
+    pipeline = Compose([t for t in _pipeline_config(cfg) if not _is_annotation_loader(t)])
+    samples = []
+    for index, (vis_image, ir_image, expression) in enumerate(
+            zip(vis_list, ir_list, text_list)):
+        name = Path(vis_image).name if isinstance(vis_image, (str, Path)) else f'{index}.png'
+        results = dict(img_name=name, sample_idx=index, source=f'inference_model:{name}',
+                       seg_fields=[], **_image_entry(vis_image, 'vis', gray=False),
+                       **_image_entry(ir_image, 'ir', gray=True))
+        if expression is not None:
+            results['text'] = expression
+        samples.append(pipeline(results))
+    with torch.no_grad():
+        outputs = model.test_step(pseudo_collate(samples))
+    results = [_to_result(sample) for sample in outputs]
+    return results if is_batch else results[0]
+
+
+def _to_result(sample: RISDataSample) -> RISResult:
+    """Unpack a predicted sample into numpy images and the logits."""
+    from mmrisfusion.visualization.draw import to_binary_mask, to_uint8_image
+    fused = getattr(sample, 'pred_fused', None)
+    pred = getattr(sample, 'pred_sem_seg', None)
+    logits = getattr(sample, 'seg_logits', None)
+    return RISResult(
+        fused=None if fused is None else to_uint8_image(fused.data),
+        mask=None if pred is None else to_binary_mask(pred.data),
+        logits=None if logits is None else logits.data.cpu(),
+        data_sample=sample)

@@ -1,0 +1,85 @@
+"""Train a model from a config with mmengine's Runner.
+
+Examples:
+    python tools/train.py configs/risfusion_swin-b.py --work-dir work_dirs/risfusion
+    python tools/train.py CONFIG --resume                  # latest checkpoint of the work dir
+    python tools/train.py CONFIG --resume work_dirs/x/iter_4000.pth
+    bash tools/dist_train.sh CONFIG 8                       # 8 processes with torchrun
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmrisfusion.utils import setup_launcher
+
+
+def parse_args() -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description='Train a text-driven fusion/RIS model')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: '
+                        'the config\'s work_dir, else work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
+                        help='resume training: from CKPT, or without a value from the latest '
+                        'checkpoint in the work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (needs a GPU)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. train_cfg.max_iters=100 '
+                        'optim_wrapper.optimizer.lr=1e-4')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='job launcher: none (one process), pytorch (torchrun) or slurm')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the config's optimizer wrapper to mmengine's ``AmpOptimWrapper``."""
+    if not torch.cuda.is_available():
+        raise SystemExit('--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper does not run on '
+                         'the CPU); drop --amp')
+    wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper_type == 'AmpOptimWrapper':
+        print_log('AMP is already enabled in the config.', logger='current',
+                  level=logging.WARNING)
+        return
+    if wrapper_type != 'OptimWrapper':
+        raise SystemExit(f'--amp replaces optim_wrapper.type=OptimWrapper, but the config has '
+                         f'{wrapper_type!r}; set AMP in the config instead')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def main() -> None:
+    """Build the runner from the config and the flags, and train."""
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        enable_amp(cfg)
+    if args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = None if args.resume == 'auto' else args.resume
+    setup_launcher(cfg, args.launcher)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
