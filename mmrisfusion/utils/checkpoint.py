@@ -1,25 +1,41 @@
 """Weights-only checkpoint loading that still resumes mmengine runs.
 
 torch >= 2.6 loads with ``weights_only=True`` by default; mmengine 0.10 checkpoints carry a
-few non-tensor types in their ``meta`` (the message hub's ``HistoryBuffer`` with numpy arrays
-and scalars). We allow exactly those types, never unpickling of arbitrary code.
+few non-tensor objects in their ``meta``: the message hub's ``HistoryBuffer`` with numpy
+arrays and scalars, and the buffer's statistics methods, which pickle as
+``getattr(HistoryBuffer, 'mean')``. We allow exactly those, never unpickling of arbitrary
+code: ``getattr`` itself is not allowed, only a stand-in that resolves HistoryBuffer's public
+methods and refuses everything else.
 """
-from typing import Any, Union
+import inspect
+import pickle
+from typing import Any, Callable, Union
 
 import numpy as np
 import torch
+from mmengine.logging.history_buffer import HistoryBuffer
 
 _installed = False
 
 
+def _history_buffer_method(owner: type, name: str) -> Callable:
+    """Stands in for ``getattr`` while unpickling: only ``HistoryBuffer``'s own methods."""
+    method = vars(owner).get(name) if owner is HistoryBuffer else None
+    if name.startswith('_') or not inspect.isfunction(method):
+        raise pickle.UnpicklingError(
+            f'refusing getattr({getattr(owner, "__name__", owner)!r}, {name!r}) in a '
+            'checkpoint: only the statistics methods of mmengine\'s HistoryBuffer are allowed')
+    return method
+
+
 def mmengine_checkpoint_types() -> list:
-    """The non-tensor types found in checkpoints saved by mmengine's Runner."""
-    from mmengine.logging.history_buffer import HistoryBuffer
+    """The non-tensor globals found in checkpoints saved by mmengine's Runner."""
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
     dtype_classes = [getattr(np.dtypes, name) for name in dir(np.dtypes)
                      if name.endswith('DType')]
-    return [HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
-            *dtype_classes]
+    return [HistoryBuffer, (_history_buffer_method, 'builtins.getattr'),
+            (_history_buffer_method, '__builtin__.getattr'), multiarray._reconstruct,
+            multiarray.scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
 def allow_mmengine_checkpoint_types() -> None:

@@ -1,0 +1,99 @@
+"""Every ``type`` in every shipped config resolves in a fresh process.
+
+The child process imports nothing but ``mmrisfusion.registry``: the registry ``locations``
+alone must find our types and mmseg's and mmengine's.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / 'configs').glob('**/*.py'))
+
+RESOLVER = r'''
+import json, sys
+from mmengine.config import Config
+from mmengine import registry as mme
+import mmrisfusion.registry  # noqa: F401  (only the nodes, nothing registered up front)
+
+# The registry a `type` belongs to, from the nearest key above it that names one.
+BY_KEY = {
+    'model': mme.MODELS, 'data_preprocessor': mme.MODELS,
+    'dataset': mme.DATASETS, 'pipeline': mme.TRANSFORMS, 'transforms': mme.TRANSFORMS,
+    'sampler': mme.DATA_SAMPLERS, 'batch_sampler': mme.DATA_SAMPLERS,
+    'collate_fn': mme.FUNCTIONS,
+    'val_evaluator': mme.METRICS, 'test_evaluator': mme.METRICS,
+    'default_hooks': mme.HOOKS, 'custom_hooks': mme.HOOKS,
+    'optim_wrapper': mme.OPTIM_WRAPPERS, 'optimizer': mme.OPTIMIZERS,
+    'param_scheduler': mme.PARAM_SCHEDULERS,
+    'visualizer': mme.VISUALIZERS, 'vis_backends': mme.VISBACKENDS,
+    'model_wrapper_cfg': mme.MODEL_WRAPPERS,
+}
+LOOP_KEYS = ('train_cfg', 'val_cfg', 'test_cfg')
+
+
+def walk(node, path, found):
+    if isinstance(node, dict):
+        if isinstance(node.get('type'), str):
+            found.append((path, node['type']))
+        if isinstance(node.get('constructor'), str) and path[-1:] == ('optim_wrapper',):
+            found.append((path + ('constructor',), node['constructor']))
+        for key, value in node.items():
+            walk(value, path + (key,), found)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            walk(value, path + (i,), found)
+
+
+def registry_for(path):
+    if path[-1:] == ('constructor',):
+        return mme.OPTIM_WRAPPER_CONSTRUCTORS
+    if len(path) == 1 and path[0] in LOOP_KEYS:
+        return mme.LOOPS
+    for key in reversed(path):
+        if key in BY_KEY:
+            return BY_KEY[key]
+    return None
+
+
+report = {}
+for cfg_path in sys.argv[1:]:
+    cfg = Config.fromfile(cfg_path)
+    scope = cfg.get('default_scope', 'mmrisfusion')
+    found, errors = [], []
+    walk(cfg.to_dict(), (), found)
+    for path, type_name in found:
+        where = '.'.join(map(str, path)) or '<root>'
+        registry = registry_for(path)
+        if registry is None:
+            errors.append(f'{where}: no registry known for key path ({type_name})')
+            continue
+        with registry.switch_scope_and_registry(scope) as reg:
+            if reg.get(type_name) is None:
+                errors.append(f'{where}: {type_name!r} not found in the {registry.name} '
+                              f'registry under scope {scope!r}')
+    report[cfg_path] = dict(num_types=len(found), errors=errors)
+print(json.dumps(report))
+'''
+
+
+@pytest.fixture(scope='module')
+def resolution_report() -> dict:
+    result = subprocess.run([sys.executable, '-c', RESOLVER, *CONFIGS], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_configs_found():
+    assert CONFIGS, 'no config found under configs/: the registry test would test nothing'
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_every_type_resolves(config, resolution_report):
+    entry = resolution_report[config]
+    assert entry['num_types'] > 0, f'{config} names no type at all'
+    assert not entry['errors'], '\n'.join(entry['errors'])
