@@ -1,0 +1,199 @@
+"""Blocks that fuse the VIS-luma and IR feature maps of one UNet level into one map.
+
+All blocks share one call signature, ``forward(y, i, text_feats, text_mask) -> fused`` with
+``y`` and ``i`` of shape ``(B, C, h, w)`` and the fused map of the same shape, so a fuser can
+swap them from the config. ``text_feats`` are the adapted word tokens ``(B, T, token_dim)``
+and ``text_mask`` ``(B, T)``; blocks whose class attribute ``requires_text`` is False ignore
+both and accept None.
+
+- :class:`LangGatedFusion`: RIS-FUSION's text-conditioned gate with FiLM (the published block).
+- :class:`AverageFusion`: ``0.5 (y + i)``, what RIS-FUSION uses at the non-injected levels.
+- :class:`ConcatConvFusion` and :class:`TextFreeGateFusion`: learned, text-free ablations.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from mmrisfusion.registry import MODELS
+from .pixel_word_attention import PixelWordAttention
+
+
+def _check_pair(y: Tensor, i: Tensor, in_channels: Optional[int], name: str) -> None:
+    """Raise a clear error unless ``y`` and ``i`` are matching ``(B, C, h, w)`` maps."""
+    if y.dim() != 4 or y.shape != i.shape:
+        raise ValueError(f'{name}: y and i must be (B, C, h, w) maps of one shape, got '
+                         f'{tuple(y.shape)} and {tuple(i.shape)}')
+    if in_channels is not None and y.shape[1] != in_channels:
+        raise ValueError(f'{name} was built for in_channels={in_channels}, got maps with '
+                         f'{y.shape[1]} channels')
+
+
+@MODELS.register_module()
+class LangGatedFusion(nn.Module):
+    """RIS-FUSION's language-gated fusion of two feature maps.
+
+    The referring expression decides, per pixel, how much of each modality to keep:
+
+    - ``ctx = PixelWordAttention(concat[y, i], tokens)``, ``(B, embed_dims, h, w)``;
+    - gate ``alpha = sigmoid(Conv1x1(ReLU(Conv1x1(ctx))))``, one channel;
+    - FiLM ``[gamma, beta] = Conv1x1(ReLU(Conv1x1(ctx)))``, one channel each, broadcast over
+      the feature channels;
+    - ``out = (1 + film_scale * gamma) * ((1 - alpha) y + alpha i) + beta``.
+
+    Parameter names (``pwam``, ``fuse_gate``, ``film``) are the published ones.
+
+    Args:
+        in_channels (int): Channels of each input map.
+        token_dim (int): Channels of the word tokens. Defaults to 256.
+        embed_dims (int): Width of the attention and of the context map. Defaults to 256.
+        num_heads (int): Attention heads. Defaults to 4.
+        gate_channels (int): Hidden width of the gate and FiLM branches. Defaults to 128.
+        film_scale (float): Factor on ``gamma``, keeping the modulation near identity at
+            initialisation. Defaults to 0.1.
+    """
+
+    requires_text = True
+
+    def __init__(self, in_channels: int, token_dim: int = 256, embed_dims: int = 256,
+                 num_heads: int = 4, gate_channels: int = 128, film_scale: float = 0.1) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.film_scale = film_scale
+        self.pwam = PixelWordAttention(2 * in_channels, token_dim=token_dim,
+                                       embed_dims=embed_dims, num_heads=num_heads)
+        self.fuse_gate = nn.Sequential(
+            nn.Conv2d(embed_dims, gate_channels, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(gate_channels, 1, 1), nn.Sigmoid())
+        self.film = nn.Sequential(
+            nn.Conv2d(embed_dims, gate_channels, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(gate_channels, 2, 1))
+
+    def forward(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor],
+                text_mask: Optional[Tensor]) -> Tensor:
+        """Fuse ``y`` and ``i`` under the guidance of the words.
+
+        Args:
+            y (Tensor): VIS-luma features ``(B, C, h, w)``.
+            i (Tensor): IR features ``(B, C, h, w)``.
+            text_feats (Tensor, optional): Word tokens ``(B, T, token_dim)``; required.
+            text_mask (Tensor, optional): ``(B, T)``, nonzero for words; required.
+
+        Returns:
+            Tensor: The fused map ``(B, C, h, w)``.
+        """
+        _check_pair(y, i, self.in_channels, type(self).__name__)
+        if text_feats is None or text_mask is None:
+            raise ValueError('LangGatedFusion needs text_feats and text_mask; use a text-free '
+                             'block (AverageFusion, ConcatConvFusion, TextFreeGateFusion) to '
+                             'fuse without text')
+        ctx = self.pwam(torch.cat([y, i], dim=1), text_feats, text_mask)
+        alpha = self.fuse_gate(ctx)
+        gamma, beta = self.film(ctx).split(1, dim=1)
+        return (1 + self.film_scale * gamma) * ((1 - alpha) * y + alpha * i) + beta
+
+
+@MODELS.register_module()
+class AverageFusion(nn.Module):
+    """Parameter-free ``0.5 (y + i)``.
+
+    Args:
+        in_channels (int, optional): Expected channels of each input, checked when given.
+            Defaults to None.
+    """
+
+    requires_text = False
+
+    def __init__(self, in_channels: Optional[int] = None) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+
+    def forward(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor] = None,
+                text_mask: Optional[Tensor] = None) -> Tensor:
+        """Average the two maps.
+
+        Args:
+            y (Tensor): VIS-luma features ``(B, C, h, w)``.
+            i (Tensor): IR features ``(B, C, h, w)``.
+            text_feats (Tensor, optional): Ignored. Defaults to None.
+            text_mask (Tensor, optional): Ignored. Defaults to None.
+
+        Returns:
+            Tensor: ``0.5 (y + i)``.
+        """
+        _check_pair(y, i, self.in_channels, type(self).__name__)
+        return 0.5 * (y + i)
+
+
+@MODELS.register_module()
+class ConcatConvFusion(nn.Module):
+    """Text-free learned fusion: ``ReLU(BN(Conv3x3(concat[y, i])))`` back to ``C`` channels.
+
+    Args:
+        in_channels (int): Channels of each input map.
+    """
+
+    requires_text = False
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(2 * in_channels, in_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True))
+
+    def forward(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor] = None,
+                text_mask: Optional[Tensor] = None) -> Tensor:
+        """Fuse by a convolution over the concatenated maps.
+
+        Args:
+            y (Tensor): VIS-luma features ``(B, C, h, w)``.
+            i (Tensor): IR features ``(B, C, h, w)``.
+            text_feats (Tensor, optional): Ignored. Defaults to None.
+            text_mask (Tensor, optional): Ignored. Defaults to None.
+
+        Returns:
+            Tensor: The fused map ``(B, C, h, w)``.
+        """
+        _check_pair(y, i, self.in_channels, type(self).__name__)
+        return self.conv(torch.cat([y, i], dim=1))
+
+
+@MODELS.register_module()
+class TextFreeGateFusion(nn.Module):
+    """The gate of :class:`LangGatedFusion` computed from the images instead of the words.
+
+    ``alpha = sigmoid(Conv1x1(ReLU(Conv1x1(concat[y, i]))))``, ``out = (1 - alpha) y +
+    alpha i``: isolates what the language adds to the gate in ablations.
+
+    Args:
+        in_channels (int): Channels of each input map.
+        gate_channels (int): Hidden width of the gate. Defaults to 128.
+    """
+
+    requires_text = False
+
+    def __init__(self, in_channels: int, gate_channels: int = 128) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.fuse_gate = nn.Sequential(
+            nn.Conv2d(2 * in_channels, gate_channels, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(gate_channels, 1, 1), nn.Sigmoid())
+
+    def forward(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor] = None,
+                text_mask: Optional[Tensor] = None) -> Tensor:
+        """Fuse by a per-pixel gate predicted from both maps.
+
+        Args:
+            y (Tensor): VIS-luma features ``(B, C, h, w)``.
+            i (Tensor): IR features ``(B, C, h, w)``.
+            text_feats (Tensor, optional): Ignored. Defaults to None.
+            text_mask (Tensor, optional): Ignored. Defaults to None.
+
+        Returns:
+            Tensor: ``(1 - alpha) y + alpha i``, ``(B, C, h, w)``.
+        """
+        _check_pair(y, i, self.in_channels, type(self).__name__)
+        alpha = self.fuse_gate(torch.cat([y, i], dim=1))
+        return (1 - alpha) * y + alpha * i

@@ -1,0 +1,124 @@
+"""Colour helpers shared by fusers and fusion losses.
+
+Every function works on batched float tensors ``(B, C, H, W)`` in the 0..1 intensity scale
+(after :func:`denormalize`). The YCbCr transform is ITU-R BT.601 full range, the one the
+published RIS-FUSION and LDFusion code use:
+
+``Y = .299 R + .587 G + .114 B``, ``Cb = .5 + (B - Y) / 1.772``, ``Cr = .5 + (R - Y) / 1.402``.
+
+The inverse uses the exact algebraic inverse of that matrix, so a round trip is the identity
+up to float rounding.
+"""
+from typing import Sequence, Union
+
+import torch
+from torch import Tensor
+
+# BT.601 luma weights of R and B; G's is 1 - KR - KB.
+KR = 0.299
+KB = 0.114
+KG = 1.0 - KR - KB
+
+StatsType = Union[Tensor, Sequence[float]]
+
+
+def _as_stats(stats: StatsType, like: Tensor, name: str) -> Tensor:
+    """Turn per-channel statistics into a ``(1, C, 1, 1)`` tensor matching ``like``."""
+    stats = torch.as_tensor(stats, dtype=like.dtype, device=like.device).reshape(1, -1, 1, 1)
+    if stats.shape[1] not in (1, like.shape[1]):
+        raise ValueError(f'{name} has {stats.shape[1]} channel(s) but the image has '
+                         f'{like.shape[1]}: expected 1 or {like.shape[1]} values')
+    return stats
+
+
+def _check_image(img: Tensor, channels: Union[int, tuple], name: str) -> None:
+    """Raise a clear error unless ``img`` is ``(B, C, H, W)`` with an allowed ``C``."""
+    allowed = channels if isinstance(channels, tuple) else (channels, )
+    if img.dim() != 4 or img.shape[1] not in allowed:
+        raise ValueError(f'{name} must be a (B, C, H, W) tensor with C in {allowed}, '
+                         f'got shape {tuple(img.shape)}')
+
+
+def denormalize(img: Tensor, mean: StatsType, std: StatsType, clamp: bool = True) -> Tensor:
+    """Undo ``(x - mean) / std`` normalisation.
+
+    Args:
+        img (Tensor): Normalised images ``(B, C, H, W)``.
+        mean (Tensor | Sequence[float]): Per-channel means in the 0..1 scale (``C`` values or
+            one), e.g. ImageNet ``(0.485, 0.456, 0.406)``.
+        std (Tensor | Sequence[float]): Per-channel standard deviations in the 0..1 scale.
+        clamp (bool): Whether to clamp the result to [0, 1], as the published fuser does
+            before its colour conversion. Defaults to True.
+
+    Returns:
+        Tensor: Images in the 0..1 scale, same shape as ``img``.
+    """
+    _check_image(img, tuple(range(1, 5)), 'img')
+    out = img * _as_stats(std, img, 'std') + _as_stats(mean, img, 'mean')
+    return out.clamp(0.0, 1.0) if clamp else out
+
+
+def normalize(img: Tensor, mean: StatsType, std: StatsType) -> Tensor:
+    """Apply ``(x - mean) / std`` normalisation (the inverse of :func:`denormalize`).
+
+    Args:
+        img (Tensor): Images ``(B, C, H, W)`` in the 0..1 scale.
+        mean (Tensor | Sequence[float]): Per-channel means in the 0..1 scale.
+        std (Tensor | Sequence[float]): Per-channel standard deviations in the 0..1 scale.
+
+    Returns:
+        Tensor: Normalised images, same shape as ``img``.
+    """
+    _check_image(img, tuple(range(1, 5)), 'img')
+    return (img - _as_stats(mean, img, 'mean')) / _as_stats(std, img, 'std')
+
+
+def rgb_to_luma(img: Tensor) -> Tensor:
+    """BT.601 luma ``Y = .299 R + .587 G + .114 B``; a 1-channel image is already luma.
+
+    Args:
+        img (Tensor): RGB ``(B, 3, H, W)`` or gray ``(B, 1, H, W)`` images in 0..1.
+
+    Returns:
+        Tensor: Luma ``(B, 1, H, W)``.
+    """
+    _check_image(img, (1, 3), 'img')
+    if img.shape[1] == 1:
+        return img
+    return KR * img[:, 0:1] + KG * img[:, 1:2] + KB * img[:, 2:3]
+
+
+def rgb_to_ycbcr(img: Tensor) -> Tensor:
+    """RGB to YCbCr, BT.601 full range (Cb and Cr centred on 0.5).
+
+    Args:
+        img (Tensor): RGB images ``(B, 3, H, W)`` in 0..1.
+
+    Returns:
+        Tensor: ``(B, 3, H, W)`` with channels Y, Cb, Cr, each in 0..1 for inputs in 0..1.
+    """
+    _check_image(img, 3, 'img')
+    r, g, b = img[:, 0:1], img[:, 1:2], img[:, 2:3]
+    y = KR * r + KG * g + KB * b
+    cb = 0.5 + (b - y) / (2.0 * (1.0 - KB))
+    cr = 0.5 + (r - y) / (2.0 * (1.0 - KR))
+    return torch.cat([y, cb, cr], dim=1)
+
+
+def ycbcr_to_rgb(img: Tensor) -> Tensor:
+    """YCbCr (BT.601 full range) back to RGB, the exact inverse of :func:`rgb_to_ycbcr`.
+
+    No clamping here: the caller decides (the published fuser clamps to [0, 1]).
+
+    Args:
+        img (Tensor): ``(B, 3, H, W)`` with channels Y, Cb, Cr.
+
+    Returns:
+        Tensor: RGB images ``(B, 3, H, W)``.
+    """
+    _check_image(img, 3, 'img')
+    y, cb, cr = img[:, 0:1], img[:, 1:2] - 0.5, img[:, 2:3] - 0.5
+    r = y + 2.0 * (1.0 - KR) * cr
+    b = y + 2.0 * (1.0 - KB) * cb
+    g = (y - KR * r - KB * b) / KG
+    return torch.cat([r, g, b], dim=1)

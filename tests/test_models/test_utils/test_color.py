@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from mmrisfusion.models.utils import (denormalize, normalize, rgb_to_luma, rgb_to_ycbcr,
+                                      ycbcr_to_rgb)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def test_ycbcr_known_values():
+    # white, black, pure red, pure blue
+    rgb = torch.tensor([[1., 1., 1.], [0., 0., 0.], [1., 0., 0.], [0., 0., 1.]])
+    ycc = rgb_to_ycbcr(rgb.T.reshape(1, 3, 4, 1))[0, :, :, 0].T
+    expected = torch.tensor([[1., .5, .5], [0., .5, .5], [.299, .5 - .168736, 1.],
+                             [.114, 1., .5 - .081312]])
+    torch.testing.assert_close(ycc, expected, atol=1e-6, rtol=0)
+
+
+def test_ycbcr_round_trip_and_luma():
+    rgb = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    ycc = rgb_to_ycbcr(rgb)
+    torch.testing.assert_close(ycbcr_to_rgb(ycc), rgb, atol=1e-6, rtol=0)
+    torch.testing.assert_close(rgb_to_luma(rgb), ycc[:, :1])
+    gray = rgb[:, :1]
+    torch.testing.assert_close(rgb_to_luma(gray.expand(-1, 3, -1, -1)), gray)
+    assert rgb_to_luma(gray) is gray
+
+
+def test_normalize_round_trip_and_clamp():
+    img = torch.rand(1, 3, 4, 4)
+    norm = normalize(img, IMAGENET_MEAN, IMAGENET_STD)
+    torch.testing.assert_close(denormalize(norm, IMAGENET_MEAN, IMAGENET_STD), img)
+    out_of_range = normalize(img + 2, IMAGENET_MEAN, IMAGENET_STD)
+    assert denormalize(out_of_range, IMAGENET_MEAN, IMAGENET_STD).max() == 1
+    assert denormalize(out_of_range, IMAGENET_MEAN, IMAGENET_STD, clamp=False).min() > 1
+
+
+def test_bad_shapes_are_named():
+    with pytest.raises(ValueError, match='std has 2 channel'):
+        denormalize(torch.zeros(1, 3, 2, 2), IMAGENET_MEAN, (1., 1.))
+    with pytest.raises(ValueError, match=r'C in \(3,\)'):
+        rgb_to_ycbcr(torch.zeros(1, 1, 2, 2))
+    with pytest.raises(ValueError, match=r'got shape \(3, 2, 2\)'):
+        rgb_to_luma(torch.zeros(3, 2, 2))
