@@ -1,1 +1,3 @@
-__all__ = []
+from .unet_fuser import UNetFuser
+
+__all__ = ['UNetFuser']

@@ -1,1 +1,8 @@
-__all__ = []
+from .dice_loss import TwoClassDiceLoss
+from .fusion_losses import (JointGradientLoss, LumaMSELoss, SobelL1Loss, SSIMLoss,
+                            fusion_luma, sobel_magnitudes)
+
+__all__ = [
+    'JointGradientLoss', 'LumaMSELoss', 'SobelL1Loss', 'SSIMLoss', 'TwoClassDiceLoss',
+    'fusion_luma', 'sobel_magnitudes'
+]

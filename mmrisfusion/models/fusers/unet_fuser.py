@@ -1,0 +1,302 @@
+"""RIS-FUSION's text-conditioned UNet fuser (SPEC.md section 2).
+
+The fuser works on luminance: it fuses the Y channel of the visible image with the infrared
+intensity into a new Y, then recomposes RGB with the visible chroma. Two encoders (Y and IR)
+give four levels (H, H/2, H/4, H/8 with c, 2c, 4c, 8c channels); each level's pair of maps is
+fused by a block (:mod:`mmrisfusion.models.layers.fusion_blocks`): the configured block at
+``inject_levels``, :class:`AverageFusion` elsewhere; a UNet decoder turns the fused levels
+into the new luminance.
+
+Parameter names are those of the published ``UNetFuser`` (``net.y_inc.block.0.weight``, ...,
+``net.lang_l3.pwam.q_proj.weight``, ``net.txt.proj.weight``, plus the ``mean_vis``,
+``std_vis``, ``mean_ir``, ``std_ir`` buffers), so an official ``prefusion_model`` state dict
+loads unchanged (see :func:`mmrisfusion.models.utils.convert_official_fuser`).
+"""
+import copy
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmrisfusion.registry import MODELS
+from mmrisfusion.utils.typing_utils import ConfigType
+from ..layers.fusion_blocks import AverageFusion
+from ..utils.color import (denormalize, normalize, rgb_to_luma, rgb_to_ycbcr,
+                           ycbcr_to_rgb)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NUM_LEVELS = 4
+
+
+class DoubleConv(nn.Module):
+    """``(Conv3x3 without bias, BN, ReLU) x 2``, the UNet unit.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the two convolutions."""
+        return self.block(x)
+
+
+class Down(nn.Module):
+    """Max-pool by 2, then :class:`DoubleConv`.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(2)
+        self.conv = DoubleConv(in_channels, out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Halve the resolution and convolve."""
+        return self.conv(self.pool(x))
+
+
+class Up(nn.Module):
+    """Transposed-conv upsampling by 2, centre pad/crop to the skip, concat, :class:`DoubleConv`.
+
+    Args:
+        in_channels (int): Channels of the coarse input; the upsampled map has half of them.
+        out_channels (int): Output channels. The skip must have ``in_channels // 2``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, 2, stride=2)
+        self.conv = DoubleConv(in_channels, out_channels)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        """Upsample ``x``, match it to ``skip``'s size and decode ``concat[skip, x]``."""
+        x = self.up(x)
+        dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
+        if dh or dw:  # odd sizes: negative padding crops
+            x = F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
+        return self.conv(torch.cat([skip, x], dim=1))
+
+
+class TextAdapter(nn.Module):
+    """``LayerNorm(Linear(text_feats))``: word features to the fuser's token width.
+
+    Args:
+        text_dim (int): Width of the text encoder's features. Defaults to 768.
+        token_dim (int): Width of the adapted tokens. Defaults to 256.
+    """
+
+    def __init__(self, text_dim: int = 768, token_dim: int = 256) -> None:
+        super().__init__()
+        self.text_dim = text_dim
+        self.proj = nn.Linear(text_dim, token_dim)
+        self.norm = nn.LayerNorm(token_dim)
+
+    def forward(self, text_feats: Tensor) -> Tensor:
+        """Project ``(B, T, text_dim)`` features to ``(B, T, token_dim)`` tokens."""
+        if text_feats.dim() != 3 or text_feats.shape[2] != self.text_dim:
+            raise ValueError(f'text_feats must be (B, T, {self.text_dim}), got '
+                             f'{tuple(text_feats.shape)}: set the fuser\'s text_dim to the '
+                             'text encoder\'s width')
+        return self.norm(self.proj(text_feats))
+
+
+class LangUNet(nn.Module):
+    """The luminance UNet of :class:`UNetFuser`: ``(Y, IR, words) -> fused Y``.
+
+    Level ``k`` (1..4) has ``base_channels * 2**(k-1)`` channels at ``H / 2**(k-1)``. Its
+    fusion block is ``lang_l{k}`` (the published name; an :class:`AverageFusion` without
+    parameters at levels outside ``inject_levels``).
+
+    Args:
+        base_channels (int): Channels ``c`` of the first level. Defaults to 32.
+        text_dim (int): Width of the incoming word features. Defaults to 768.
+        token_dim (int): Width of the adapted word tokens. Defaults to 256.
+        num_heads (int): Attention heads given to text-conditioned blocks unless their
+            config sets them. Defaults to 4.
+        inject_levels (Sequence[int]): Levels (1..4) fused by ``fusion_block``.
+            Defaults to (3, 4).
+        fusion_block (dict): Config of the block at ``inject_levels``; ``in_channels`` (and
+            ``token_dim`` for blocks with ``requires_text``) are filled in per level.
+            Defaults to ``dict(type='LangGatedFusion')``.
+    """
+
+    def __init__(self, base_channels: int = 32, text_dim: int = 768, token_dim: int = 256,
+                 num_heads: int = 4, inject_levels: Sequence[int] = (3, 4),
+                 fusion_block: Optional[ConfigType] = None) -> None:
+        super().__init__()
+        fusion_block = dict(type='LangGatedFusion') if fusion_block is None else fusion_block
+        levels = tuple(inject_levels)
+        if any(level not in range(1, NUM_LEVELS + 1) for level in levels):
+            raise ValueError(f'inject_levels must be levels 1..{NUM_LEVELS}, got {levels}')
+        self.inject_levels = levels
+        widths = [base_channels * 2**k for k in range(NUM_LEVELS)]
+        for prefix in ('y', 'i'):
+            self.add_module(f'{prefix}_inc', DoubleConv(1, widths[0]))
+            for k in range(1, NUM_LEVELS):
+                self.add_module(f'{prefix}_d{k}', Down(widths[k - 1], widths[k]))
+        self.requires_text = False
+        for level, width in enumerate(widths, start=1):
+            if level in levels:
+                block = self._build_block(fusion_block, width, token_dim, num_heads)
+                self.requires_text |= bool(getattr(block, 'requires_text', False))
+            else:
+                block = AverageFusion(width)
+            self.add_module(f'lang_l{level}', block)
+        for k in range(NUM_LEVELS - 1, 0, -1):
+            self.add_module(f'u{k}', Up(widths[k], widths[k - 1]))
+        self.outc = nn.Conv2d(widths[0], 1, 1)
+        # Only text-conditioned blocks consume tokens; without them the adapter would be a
+        # set of unused parameters (DDP errors, dead weights).
+        self.txt = TextAdapter(text_dim, token_dim) if self.requires_text else None
+
+    @staticmethod
+    def _build_block(cfg: ConfigType, in_channels: int, token_dim: int,
+                     num_heads: int) -> nn.Module:
+        """Build one level's fusion block from ``cfg``, filling in the level's sizes."""
+        cfg = copy.deepcopy(dict(cfg))
+        block_type = cfg.get('type')
+        block_cls = block_type if isinstance(block_type, type) else MODELS.get(block_type)
+        if block_cls is None:
+            raise KeyError(f'fusion_block type {block_type!r} is not registered in '
+                           'mmrisfusion.registry.MODELS')
+        cfg['in_channels'] = in_channels
+        if getattr(block_cls, 'requires_text', False):
+            cfg['token_dim'] = token_dim
+            cfg.setdefault('num_heads', num_heads)
+        return MODELS.build(cfg)
+
+    def forward(self, y: Tensor, ir: Tensor, text_feats: Optional[Tensor] = None,
+                text_mask: Optional[Tensor] = None) -> Tensor:
+        """Fuse the two luminance images.
+
+        Args:
+            y (Tensor): Visible luma ``(B, 1, H, W)`` in [0, 1].
+            ir (Tensor): Infrared intensity ``(B, 1, H, W)`` in [0, 1].
+            text_feats (Tensor, optional): Word features ``(B, T, text_dim)``; required
+                when a fusion block is text-conditioned. Defaults to None.
+            text_mask (Tensor, optional): ``(B, T)``, nonzero for words. Defaults to None.
+
+        Returns:
+            Tensor: The fused luma ``(B, 1, H, W)`` in [0, 1].
+        """
+        tokens = None
+        if self.txt is not None:
+            if text_feats is None or text_mask is None:
+                raise ValueError('this fuser has text-conditioned blocks at levels '
+                                 f'{self.inject_levels}: pass text_feats and text_mask')
+            tokens = self.txt(text_feats)
+        y_feats, i_feats = [self.y_inc(y)], [self.i_inc(ir)]
+        for k in range(1, NUM_LEVELS):
+            y_feats.append(getattr(self, f'y_d{k}')(y_feats[-1]))
+            i_feats.append(getattr(self, f'i_d{k}')(i_feats[-1]))
+        fused = [
+            getattr(self, f'lang_l{level}')(yf, itf, tokens, text_mask)
+            for level, (yf, itf) in enumerate(zip(y_feats, i_feats), start=1)
+        ]
+        x = fused[-1]
+        for k in range(NUM_LEVELS - 1, 0, -1):
+            x = getattr(self, f'u{k}')(x, fused[k - 1])
+        return torch.sigmoid(self.outc(x))
+
+
+@MODELS.register_module()
+class UNetFuser(nn.Module):
+    """RIS-FUSION's pre-fusion network: normalised VIS, IR and words -> fused RGB.
+
+    1. De-normalise both inputs with their own statistics and clamp to [0, 1]; VIS to
+       YCbCr (BT.601 full range), IR to luma (a 1-channel IR is used as it is).
+    2. :class:`LangUNet` fuses Y and IR into ``Yf`` in [0, 1].
+    3. Recompose RGB from ``(Yf, Cb_vis, Cr_vis)``, clamp to [0, 1] and normalise with the
+       VIS statistics: the image the RIS network eats (docs/design.md).
+
+    The statistics are persistent buffers, as in the published model, so a checkpoint
+    carries the normalisation it was trained with.
+
+    Args:
+        base_channels (int): Channels of the first UNet level (``c``). Defaults to 32.
+        text_dim (int): Width of the text encoder's features. Defaults to 768.
+        token_dim (int): Width of the adapted word tokens. Defaults to 256.
+        num_heads (int): Heads of the pixel-word attention. Defaults to 4.
+        inject_levels (Sequence[int]): Levels (1..4, i.e. H..H/8) fused by
+            ``fusion_block``; the others are averaged. Defaults to (3, 4).
+        fusion_block (dict): Config of the block at ``inject_levels``, e.g.
+            ``dict(type='ConcatConvFusion')`` for a text-free ablation.
+            Defaults to ``dict(type='LangGatedFusion')``.
+        vis_mean (Sequence[float]): VIS mean in the 0..1 scale. Defaults to ImageNet's
+            (0.485, 0.456, 0.406).
+        vis_std (Sequence[float]): VIS std in the 0..1 scale. Defaults to ImageNet's
+            (0.229, 0.224, 0.225).
+        ir_mean (Sequence[float]): IR mean in the 0..1 scale, 3 values for a 3-channel IR
+            or 1 for a 1-channel one. Defaults to ImageNet's (0.485, 0.456, 0.406).
+        ir_std (Sequence[float]): IR std in the 0..1 scale. Defaults to ImageNet's
+            (0.229, 0.224, 0.225).
+    """
+
+    def __init__(self, base_channels: int = 32, text_dim: int = 768, token_dim: int = 256,
+                 num_heads: int = 4, inject_levels: Sequence[int] = (3, 4),
+                 fusion_block: Optional[ConfigType] = None,
+                 vis_mean: Sequence[float] = IMAGENET_MEAN,
+                 vis_std: Sequence[float] = IMAGENET_STD,
+                 ir_mean: Sequence[float] = IMAGENET_MEAN,
+                 ir_std: Sequence[float] = IMAGENET_STD) -> None:
+        super().__init__()
+        for name, stats in (('vis_mean', vis_mean), ('vis_std', vis_std),
+                            ('ir_mean', ir_mean), ('ir_std', ir_std)):
+            if len(stats) not in ((3, ) if name.startswith('vis') else (1, 3)):
+                raise ValueError(f'UNetFuser: {name} must have 3 values'
+                                 f'{" (or 1 for a gray IR)" if name.startswith("ir") else ""}'
+                                 f', got {tuple(stats)}')
+        self.register_buffer('mean_vis', torch.tensor(vis_mean).reshape(1, -1, 1, 1))
+        self.register_buffer('std_vis', torch.tensor(vis_std).reshape(1, -1, 1, 1))
+        self.register_buffer('mean_ir', torch.tensor(ir_mean).reshape(1, -1, 1, 1))
+        self.register_buffer('std_ir', torch.tensor(ir_std).reshape(1, -1, 1, 1))
+        self.net = LangUNet(base_channels=base_channels, text_dim=text_dim,
+                            token_dim=token_dim, num_heads=num_heads,
+                            inject_levels=inject_levels, fusion_block=fusion_block)
+
+    @property
+    def requires_text(self) -> bool:
+        """Whether :meth:`forward` needs ``text_feats`` and ``text_mask``."""
+        return self.net.requires_text
+
+    def forward(self, vis: Tensor, ir: Tensor, text_feats: Optional[Tensor] = None,
+                text_mask: Optional[Tensor] = None) -> Tensor:
+        """Fuse a batch.
+
+        Args:
+            vis (Tensor): Normalised visible RGB ``(B, 3, H, W)``.
+            ir (Tensor): Normalised infrared ``(B, C, H, W)``, ``C`` = channels of
+                ``ir_mean`` (3 for the published gray-as-RGB IR, or 1).
+            text_feats (Tensor, optional): Word features ``(B, T, text_dim)``; required
+                when ``requires_text``. Defaults to None.
+            text_mask (Tensor, optional): ``(B, T)``, nonzero for words. Defaults to None.
+
+        Returns:
+            Tensor: The fused RGB ``(B, 3, H, W)`` normalised with the VIS statistics.
+        """
+        if vis.dim() != 4 or vis.shape[1] != 3:
+            raise ValueError(f'UNetFuser: vis must be (B, 3, H, W), got {tuple(vis.shape)}')
+        if ir.dim() != 4 or ir.shape[1] != self.mean_ir.shape[1] or \
+                (ir.shape[0], *ir.shape[2:]) != (vis.shape[0], *vis.shape[2:]):
+            raise ValueError(f'UNetFuser: ir must be (B, {self.mean_ir.shape[1]}, H, W) like '
+                             f'vis {tuple(vis.shape)}, got {tuple(ir.shape)}')
+        ycbcr = rgb_to_ycbcr(denormalize(vis, self.mean_vis, self.std_vis))
+        ir_y = rgb_to_luma(denormalize(ir, self.mean_ir, self.std_ir))
+        fused_y = self.net(ycbcr[:, :1], ir_y, text_feats, text_mask)
+        rgb = ycbcr_to_rgb(torch.cat([fused_y, ycbcr[:, 1:]], dim=1)).clamp(0.0, 1.0)
+        return normalize(rgb, self.mean_vis, self.std_vis)

@@ -1,0 +1,261 @@
+"""RIS-FUSION's fusion loss terms, each on luma in [0, 1] (SPEC.md section 2).
+
+Every term is ``forward(fused_y, vis_y, ir_y) -> scalar`` on ``(B, 1, H, W)`` luma images,
+weighted by ``loss_weight``, and named by ``loss_name`` (``loss_...``) so a segmentor can list
+any subset in its config. The published run uses, with ``lambda = 3``::
+
+    lambda * (0.5 (1 - SSIM(Yf, Yv)) + 0.5 MSE(Yf, Yv) + 2 MSE(Yf, Yi)
+              + 1 Sobel-L1(Yf, Yi) + 1 joint max-gradient)
+
+i.e. ``loss_weight`` = lambda x the term's weight. :func:`fusion_luma` turns the normalised
+(fused, VIS, IR) tensors into these luma images, one code path for training and checks.
+"""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmrisfusion.registry import MODELS
+from ..utils.color import denormalize, rgb_to_luma
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SOURCES = ('vis', 'ir')
+StatsType = Union[Tensor, Sequence[float]]
+
+
+def fusion_luma(fused: Tensor, vis: Tensor, ir: Tensor,
+                vis_mean: StatsType = IMAGENET_MEAN, vis_std: StatsType = IMAGENET_STD,
+                ir_mean: StatsType = IMAGENET_MEAN,
+                ir_std: StatsType = IMAGENET_STD) -> Tuple[Tensor, Tensor, Tensor]:
+    """Luma of the de-normalised fused, VIS and IR images, the inputs of the fusion terms.
+
+    Each image is de-normalised (the fused one with the VIS statistics, as the fuser
+    normalises it), clamped to [0, 1] and reduced to BT.601 luma.
+
+    Args:
+        fused (Tensor): Fused RGB ``(B, 3, H, W)``, normalised with the VIS statistics.
+        vis (Tensor): Normalised VIS RGB ``(B, 3, H, W)``.
+        ir (Tensor): Normalised IR ``(B, 3, H, W)`` or ``(B, 1, H, W)``.
+        vis_mean (Tensor | Sequence[float]): VIS mean, 0..1 scale. Defaults to ImageNet's.
+        vis_std (Tensor | Sequence[float]): VIS std, 0..1 scale. Defaults to ImageNet's.
+        ir_mean (Tensor | Sequence[float]): IR mean, 0..1 scale. Defaults to ImageNet's.
+        ir_std (Tensor | Sequence[float]): IR std, 0..1 scale. Defaults to ImageNet's.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: ``(fused_y, vis_y, ir_y)``, each ``(B, 1, H, W)``.
+    """
+    return (rgb_to_luma(denormalize(fused, vis_mean, vis_std)),
+            rgb_to_luma(denormalize(vis, vis_mean, vis_std)),
+            rgb_to_luma(denormalize(ir, ir_mean, ir_std)))
+
+
+def _check_luma(fused_y: Tensor, vis_y: Tensor, ir_y: Tensor, name: str) -> None:
+    """Raise a clear error unless the three images are ``(B, 1, H, W)`` of one shape."""
+    if fused_y.dim() != 4 or fused_y.shape[1] != 1 or not \
+            fused_y.shape == vis_y.shape == ir_y.shape:
+        raise ValueError(f'{name}: fused_y, vis_y and ir_y must be (B, 1, H, W) luma of one '
+                         f'shape, got {tuple(fused_y.shape)}, {tuple(vis_y.shape)}, '
+                         f'{tuple(ir_y.shape)}')
+
+
+def _check_source(source: str, name: str) -> str:
+    if source not in SOURCES:
+        raise ValueError(f'{name}: source must be one of {SOURCES}, got {source!r}')
+    return source
+
+
+def _check_loss_name(loss_name: str) -> str:
+    if not loss_name.startswith('loss_'):
+        raise ValueError(f'loss_name must start with "loss_", got {loss_name!r}')
+    return loss_name
+
+
+def sobel_magnitudes(img: Tensor) -> Tuple[Tensor, Tensor]:
+    """``|Gx|`` and ``|Gy|`` of 1-channel images with the Sobel kernels, zero padding 1.
+
+    ``kx = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]``, ``ky = [[1, 2, 1], [0, 0, 0],
+    [-1, -2, -1]]`` (cross-correlation, as ``conv2d``).
+
+    Args:
+        img (Tensor): ``(B, 1, H, W)``.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(|Gx|, |Gy|)``, each ``(B, 1, H, W)``.
+    """
+    kx = img.new_tensor([[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]])
+    ky = img.new_tensor([[1., 2., 1.], [0., 0., 0.], [-1., -2., -1.]])
+    grads = F.conv2d(img, torch.stack([kx, ky])[:, None], padding=1).abs()
+    return grads[:, 0:1], grads[:, 1:2]
+
+
+class _FusionTerm(nn.Module):
+    """Shared ``loss_weight``/``loss_name``/``source`` handling of the fusion terms."""
+
+    def __init__(self, source: Optional[str], loss_weight: float, loss_name: str) -> None:
+        super().__init__()
+        self.source = None if source is None else _check_source(source, type(self).__name__)
+        self.loss_weight = loss_weight
+        self._loss_name = _check_loss_name(loss_name)
+
+    def _pick(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
+        """Check the inputs and return the reference image named by ``source``."""
+        _check_luma(fused_y, vis_y, ir_y, type(self).__name__)
+        return vis_y if self.source == 'vis' else ir_y
+
+    @property
+    def loss_name(self) -> str:
+        """Key of this loss in the loss dict (mmseg's convention)."""
+        return self._loss_name
+
+
+@MODELS.register_module()
+class SSIMLoss(_FusionTerm):
+    """``loss_weight * (1 - SSIM(fused_y, source_y))``.
+
+    SSIM as published: Gaussian window (11, sigma 1.5) with zero padding ``window_size // 2``
+    (so the map keeps the image size), ``C1 = 0.01^2``, ``C2 = 0.03^2``, mean of the map over
+    the batch.
+
+    Args:
+        source (str): 'vis' or 'ir', the image compared with. Defaults to 'vis'.
+        window_size (int): Side of the Gaussian window (odd). Defaults to 11.
+        sigma (float): Standard deviation of the window. Defaults to 1.5.
+        loss_weight (float): Factor on the loss. Defaults to 1.0.
+        loss_name (str, optional): Key in the loss dict. Defaults to None, meaning
+            ``'loss_ssim_' + source``.
+    """
+
+    def __init__(self, source: str = 'vis', window_size: int = 11, sigma: float = 1.5,
+                 loss_weight: float = 1.0, loss_name: Optional[str] = None) -> None:
+        super().__init__(source, loss_weight, loss_name or f'loss_ssim_{source}')
+        if window_size % 2 != 1:
+            raise ValueError(f'SSIMLoss: window_size must be odd, got {window_size}')
+        coords = torch.arange(window_size, dtype=torch.float32) - window_size // 2
+        gauss = torch.exp(-coords**2 / (2 * sigma**2))
+        gauss = gauss / gauss.sum()
+        # Not persistent: derived from the arguments, no need to live in checkpoints.
+        self.register_buffer('window', (gauss[:, None] * gauss[None, :])[None, None],
+                             persistent=False)
+
+    def ssim(self, x: Tensor, y: Tensor) -> Tensor:
+        """Mean SSIM of two ``(B, 1, H, W)`` batches in [0, 1]."""
+        window, pad = self.window.to(x.dtype), self.window.shape[-1] // 2
+        mu_x, mu_y = F.conv2d(x, window, padding=pad), F.conv2d(y, window, padding=pad)
+        var_x = F.conv2d(x * x, window, padding=pad) - mu_x**2
+        var_y = F.conv2d(y * y, window, padding=pad) - mu_y**2
+        cov = F.conv2d(x * y, window, padding=pad) - mu_x * mu_y
+        c1, c2 = 0.01**2, 0.03**2
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / \
+            ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        return ssim_map.mean()
+
+    def forward(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            fused_y (Tensor): Fused luma ``(B, 1, H, W)`` in [0, 1].
+            vis_y (Tensor): Visible luma ``(B, 1, H, W)`` in [0, 1].
+            ir_y (Tensor): Infrared luma ``(B, 1, H, W)`` in [0, 1].
+
+        Returns:
+            Tensor: The scalar loss.
+        """
+        ref = self._pick(fused_y, vis_y, ir_y)
+        return self.loss_weight * (1 - self.ssim(fused_y, ref))
+
+
+@MODELS.register_module()
+class LumaMSELoss(_FusionTerm):
+    """``loss_weight * MSE(fused_y, source_y)``, the intensity term.
+
+    Args:
+        source (str): 'vis' or 'ir', the image compared with. Defaults to 'vis'.
+        loss_weight (float): Factor on the loss. Defaults to 1.0.
+        loss_name (str, optional): Key in the loss dict. Defaults to None, meaning
+            ``'loss_mse_' + source``.
+    """
+
+    def __init__(self, source: str = 'vis', loss_weight: float = 1.0,
+                 loss_name: Optional[str] = None) -> None:
+        super().__init__(source, loss_weight, loss_name or f'loss_mse_{source}')
+
+    def forward(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            fused_y (Tensor): Fused luma ``(B, 1, H, W)`` in [0, 1].
+            vis_y (Tensor): Visible luma ``(B, 1, H, W)`` in [0, 1].
+            ir_y (Tensor): Infrared luma ``(B, 1, H, W)`` in [0, 1].
+
+        Returns:
+            Tensor: The scalar loss.
+        """
+        return self.loss_weight * F.mse_loss(fused_y, self._pick(fused_y, vis_y, ir_y))
+
+
+@MODELS.register_module()
+class SobelL1Loss(_FusionTerm):
+    """``loss_weight * (L1(|Gx f|, |Gx s|) + L1(|Gy f|, |Gy s|))`` with Sobel gradients.
+
+    Args:
+        source (str): 'vis' or 'ir', the image whose gradients are matched.
+            Defaults to 'ir'.
+        loss_weight (float): Factor on the loss. Defaults to 1.0.
+        loss_name (str, optional): Key in the loss dict. Defaults to None, meaning
+            ``'loss_sobel_' + source``.
+    """
+
+    def __init__(self, source: str = 'ir', loss_weight: float = 1.0,
+                 loss_name: Optional[str] = None) -> None:
+        super().__init__(source, loss_weight, loss_name or f'loss_sobel_{source}')
+
+    def forward(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            fused_y (Tensor): Fused luma ``(B, 1, H, W)`` in [0, 1].
+            vis_y (Tensor): Visible luma ``(B, 1, H, W)`` in [0, 1].
+            ir_y (Tensor): Infrared luma ``(B, 1, H, W)`` in [0, 1].
+
+        Returns:
+            Tensor: The scalar loss.
+        """
+        ref = self._pick(fused_y, vis_y, ir_y)
+        (fx, fy), (rx, ry) = sobel_magnitudes(fused_y), sobel_magnitudes(ref)
+        return self.loss_weight * (F.l1_loss(fx, rx) + F.l1_loss(fy, ry))
+
+
+@MODELS.register_module()
+class JointGradientLoss(_FusionTerm):
+    """``loss_weight * (L1(|Gx f|, max(|Gx v|, |Gx i|)) + L1(|Gy f|, max(|Gy v|, |Gy i|)))``.
+
+    The fused image should keep the stronger Sobel gradient of the two sources, per pixel
+    and per direction.
+
+    Args:
+        loss_weight (float): Factor on the loss. Defaults to 1.0.
+        loss_name (str): Key in the loss dict. Defaults to 'loss_grad'.
+    """
+
+    def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_grad') -> None:
+        super().__init__(None, loss_weight, loss_name)
+
+    def forward(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            fused_y (Tensor): Fused luma ``(B, 1, H, W)`` in [0, 1].
+            vis_y (Tensor): Visible luma ``(B, 1, H, W)`` in [0, 1].
+            ir_y (Tensor): Infrared luma ``(B, 1, H, W)`` in [0, 1].
+
+        Returns:
+            Tensor: The scalar loss.
+        """
+        _check_luma(fused_y, vis_y, ir_y, type(self).__name__)
+        (fx, fy), (vx, vy), (ix, iy) = (sobel_magnitudes(fused_y), sobel_magnitudes(vis_y),
+                                        sobel_magnitudes(ir_y))
+        return self.loss_weight * (F.l1_loss(fx, torch.maximum(vx, ix)) +
+                                   F.l1_loss(fy, torch.maximum(vy, iy)))

@@ -1,0 +1,140 @@
+import argparse
+
+import pytest
+import torch
+
+from mmrisfusion.models.fusers import UNetFuser
+from mmrisfusion.models.losses import (JointGradientLoss, LumaMSELoss, SobelL1Loss, SSIMLoss,
+                                       fusion_luma)
+from mmrisfusion.models.utils import (convert_official_fuser, normalize, rgb_to_luma,
+                                      rgb_to_ycbcr)
+from mmrisfusion.registry import MODELS
+from mmrisfusion.utils.checkpoint import load_weights_only
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@pytest.fixture(scope='module')
+def reference(shared_dir):
+    folder = shared_dir / 'reference/risfusion'
+    ckpt = load_weights_only(folder / 'official_tiny.pth', extra_types=[argparse.Namespace])
+    return ckpt['prefusion_model'], load_weights_only(folder / 'io_tiny.pt')
+
+
+def _inputs(b=2, h=32, w=32, t=5, text_dim=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    vis = normalize(torch.rand(b, 3, h, w, generator=g), MEAN, STD)
+    ir = normalize(torch.rand(b, 1, h, w, generator=g).expand(-1, 3, -1, -1), MEAN, STD)
+    feats = torch.randn(b, t, text_dim, generator=g)
+    mask = torch.ones(b, t, dtype=torch.long)
+    mask[0, 3:] = 0
+    return vis, ir, feats, mask
+
+
+def _tiny(**kwargs):
+    cfg = dict(base_channels=4, text_dim=24, token_dim=16, num_heads=2,
+               fusion_block=dict(type='LangGatedFusion', embed_dims=16, gate_channels=8))
+    cfg.update(kwargs)
+    return UNetFuser(**cfg)
+
+
+def test_reproduces_official_fused_image(reference):
+    state_dict, io = reference
+    fuser = UNetFuser(base_channels=16).eval()
+    fuser.load_state_dict(convert_official_fuser(state_dict), strict=True)
+    with torch.no_grad():
+        fused = fuser(io['vis'], io['ir'], io['text_feats'], io['text_mask'])
+    assert (fused - io['fused']).abs().max().item() <= 1e-5
+
+
+def test_full_size_parameter_count():
+    # SPEC.md: the published fuser has 4.0M parameters
+    assert sum(p.numel() for p in UNetFuser().parameters()) == 4_020_679
+
+
+def test_output_keeps_vis_chroma():
+    fuser = _tiny().eval()
+    vis, ir, feats, mask = _inputs()
+    with torch.no_grad():
+        fused = fuser(vis, ir, feats, mask)
+    assert fused.shape == vis.shape
+    f01, v01 = fused * torch.tensor(STD)[:, None, None] + torch.tensor(MEAN)[:, None, None], \
+        vis * torch.tensor(STD)[:, None, None] + torch.tensor(MEAN)[:, None, None]
+    assert f01.min() >= -1e-6 and f01.max() <= 1 + 1e-6
+    # where nothing was clamped, the chroma is the visible image's
+    inside = ((f01 > 0.01) & (f01 < 0.99)).all(1, keepdim=True).expand(-1, 2, -1, -1)
+    torch.testing.assert_close(rgb_to_ycbcr(f01)[:, 1:][inside],
+                               rgb_to_ycbcr(v01)[:, 1:][inside], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('size', [(32, 32), (36, 44), (37, 29)])
+def test_any_input_size(size):
+    fuser = _tiny().eval()
+    vis, ir, feats, mask = _inputs(h=size[0], w=size[1])
+    assert fuser(vis, ir, feats, mask).shape == vis.shape
+
+
+def test_text_changes_the_fusion():
+    fuser = _tiny().eval()
+    vis, ir, feats, mask = _inputs()
+    with torch.no_grad():
+        assert not torch.allclose(fuser(vis, ir, feats, mask), fuser(vis, ir, -feats, mask))
+
+
+@pytest.mark.parametrize('block', ['AverageFusion', 'ConcatConvFusion', 'TextFreeGateFusion'])
+def test_text_free_ablations(block):
+    fuser = MODELS.build(dict(type='UNetFuser', base_channels=4, inject_levels=(1, 2, 3, 4),
+                              fusion_block=dict(type=block)))
+    assert not fuser.requires_text and fuser.net.txt is None
+    vis, ir, _, _ = _inputs()
+    assert fuser(vis, ir).shape == vis.shape
+
+
+def test_injection_levels_are_configurable():
+    fuser = _tiny(inject_levels=(2, ))
+    names = {k.split('.')[1] for k in fuser.state_dict() if '.lang_l' in k}
+    assert names == {'lang_l2'}
+    with pytest.raises(ValueError, match='levels 1..4'):
+        _tiny(inject_levels=(5, ))
+    with pytest.raises(KeyError, match='NoSuchBlock'):
+        _tiny(fusion_block=dict(type='NoSuchBlock'))
+
+
+def test_gray_ir_with_one_channel_statistics():
+    fuser = _tiny(ir_mean=(0.5, ), ir_std=(0.25, )).eval()
+    vis, ir3, feats, mask = _inputs()
+    gray = rgb_to_luma(ir3 * torch.tensor(STD)[:, None, None] +
+                       torch.tensor(MEAN)[:, None, None])
+    ir1 = (gray - 0.5) / 0.25
+    reference = _tiny().eval()
+    reference.load_state_dict(fuser.state_dict() | {'mean_ir': reference.mean_ir,
+                                                    'std_ir': reference.std_ir})
+    with torch.no_grad():
+        torch.testing.assert_close(fuser(vis, ir1, feats, mask),
+                                   reference(vis, ir3, feats, mask), atol=1e-5, rtol=0)
+
+
+def test_bad_inputs_are_named():
+    fuser = _tiny()
+    vis, ir, feats, mask = _inputs()
+    with pytest.raises(ValueError, match=r'ir must be \(B, 3, H, W\)'):
+        fuser(vis, ir[:, :1], feats, mask)
+    with pytest.raises(ValueError, match='pass text_feats'):
+        fuser(vis, ir)
+    with pytest.raises(ValueError, match=r'text_feats must be \(B, T, 24\)'):
+        fuser(vis, ir, feats[..., :8], mask)
+    with pytest.raises(ValueError, match='vis_mean must have 3 values'):
+        UNetFuser(vis_mean=(0.5, ))
+
+
+def test_fusion_loss_backward_reaches_every_fuser_parameter():
+    fuser = _tiny().train()
+    vis, ir, feats, mask = _inputs()
+    fused = fuser(vis, ir, feats, mask)
+    lumas = fusion_luma(fused, vis, ir)
+    terms = [SSIMLoss('vis', loss_weight=1.5), LumaMSELoss('vis', loss_weight=1.5),
+             LumaMSELoss('ir', loss_weight=6.0), SobelL1Loss('ir', loss_weight=3.0),
+             JointGradientLoss(loss_weight=3.0)]
+    sum(term(*lumas) for term in terms).backward()
+    for name, param in fuser.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name

@@ -1,0 +1,125 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmrisfusion.models.losses import (JointGradientLoss, LumaMSELoss, SobelL1Loss, SSIMLoss,
+                                       fusion_luma, sobel_magnitudes)
+from mmrisfusion.registry import MODELS
+from mmrisfusion.utils.checkpoint import load_weights_only
+
+# The published run: lambda 3.0 and these term weights (SPEC.md section 2).
+LAMBDA = 3.0
+PUBLISHED = [('SSIMLoss', 'vis', 0.5), ('LumaMSELoss', 'vis', 0.5), ('LumaMSELoss', 'ir', 2.0),
+             ('SobelL1Loss', 'ir', 1.0), ('JointGradientLoss', None, 1.0)]
+# io_tiny's term names; its 'pf_ssim_*' entries log SSIM itself, the loss uses 1 - SSIM.
+TERMS = {'pf_ssim_vis': dict(type='SSIMLoss', source='vis'),
+         'pf_ssim_ir': dict(type='SSIMLoss', source='ir'),
+         'pf_mse_vis': dict(type='LumaMSELoss', source='vis'),
+         'pf_mse_ir': dict(type='LumaMSELoss', source='ir'),
+         'pf_sobel_vis': dict(type='SobelL1Loss', source='vis'),
+         'pf_sobel_ir': dict(type='SobelL1Loss', source='ir'),
+         'pf_grad': dict(type='JointGradientLoss')}
+
+
+def _published_terms(scale):
+    terms = []
+    for loss_type, source, weight in PUBLISHED:
+        cfg = dict(type=loss_type, loss_weight=scale * weight)
+        if source is not None:
+            cfg['source'] = source
+        terms.append(MODELS.build(cfg))
+    return terms
+
+
+@pytest.fixture(scope='module')
+def io_and_lumas(shared_dir):
+    io = load_weights_only(shared_dir / 'reference/risfusion/io_tiny.pt')
+    return io, fusion_luma(io['fused'], io['vis'], io['ir'])
+
+
+@pytest.mark.parametrize('key', sorted(TERMS))
+def test_each_term_reproduces_official(io_and_lumas, key):
+    io, lumas = io_and_lumas
+    value = MODELS.build(TERMS[key])(*lumas)
+    expected = io['fusion_loss_terms'][key]
+    if key.startswith('pf_ssim'):
+        expected = 1 - expected
+    assert (value - expected).abs().item() <= 1e-5
+
+
+def test_raw_and_weighted_totals_reproduce_official(io_and_lumas):
+    io, lumas = io_and_lumas
+    raw = sum(term(*lumas) for term in _published_terms(1.0))
+    weighted = sum(term(*lumas) for term in _published_terms(LAMBDA))
+    assert (raw - io['fusion_loss_raw']).abs().item() <= 1e-5
+    assert (raw - io['fusion_loss_terms']['pf_total']).abs().item() <= 1e-5
+    assert (weighted - io['fusion_loss_weighted']).abs().item() <= 1e-5
+
+
+def test_loss_names_are_distinct():
+    names = [term.loss_name for term in _published_terms(1.0)]
+    assert names == ['loss_ssim_vis', 'loss_mse_vis', 'loss_mse_ir', 'loss_sobel_ir',
+                     'loss_grad']
+    assert SSIMLoss('ir', loss_name='loss_x').loss_name == 'loss_x'
+
+
+def test_identical_images_give_zero_and_source_is_chosen():
+    g = torch.Generator().manual_seed(0)
+    vis, ir = torch.rand(2, 1, 16, 16, generator=g), torch.rand(2, 1, 16, 16, generator=g)
+    for loss in (SSIMLoss, LumaMSELoss, SobelL1Loss):
+        assert loss('vis')(vis, vis, ir).abs().item() < 1e-5
+        assert loss('ir')(vis, vis, ir).item() > 1e-3
+        assert loss('ir')(ir, vis, ir).abs().item() < 1e-5
+    torch.testing.assert_close(SSIMLoss('vis').ssim(vis, vis), torch.tensor(1.0))
+    # without IR gradients the joint target is the VIS gradient
+    flat = torch.zeros_like(ir)  # zero padding: only a zero image has no gradient at all
+    fused = torch.rand(2, 1, 16, 16, generator=g)
+    torch.testing.assert_close(JointGradientLoss()(fused, vis, flat),
+                               SobelL1Loss('vis')(fused, vis, flat))
+    (fx, fy), (vx, vy), (ix, iy) = map(sobel_magnitudes, (fused, vis, ir))
+    expected = (fx - vx.max(ix)).abs().mean() + (fy - vy.max(iy)).abs().mean()
+    torch.testing.assert_close(JointGradientLoss(loss_weight=2.0)(fused, vis, ir), 2 * expected)
+
+
+def test_sobel_and_ssim_definitions():
+    ramp = torch.arange(8.0).repeat(8, 1)[None, None]  # d/dx = 1
+    gx, gy = sobel_magnitudes(ramp)
+    assert (gx[..., 1:-1, 1:-1] == 8).all() and (gy[..., 1:-1, 1:-1] == 0).all()
+    x, y = torch.rand(1, 1, 12, 12), torch.rand(1, 1, 12, 12)
+    ssim = SSIMLoss()
+    w, c1, c2 = ssim.window, 0.01**2, 0.03**2
+    assert w.shape == (1, 1, 11, 11) and abs(w.sum().item() - 1) < 1e-6
+    mx, my = F.conv2d(x, w, padding=5), F.conv2d(y, w, padding=5)
+    sxx = F.conv2d(x * x, w, padding=5) - mx**2
+    syy = F.conv2d(y * y, w, padding=5) - my**2
+    sxy = F.conv2d(x * y, w, padding=5) - mx * my
+    ref = ((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sxx + syy + c2)))
+    torch.testing.assert_close(ssim.ssim(x, y), ref.mean())
+
+
+def test_gradients_flow_to_fused():
+    fused = torch.rand(1, 1, 16, 16, requires_grad=True)
+    vis, ir = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+    sum(term(fused, vis, ir) for term in _published_terms(LAMBDA)).backward()
+    assert fused.grad.abs().sum() > 0
+
+
+def test_fusion_luma_denormalises_and_reduces():
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    img = torch.rand(1, 3, 4, 4)
+    norm = (img - mean[:, None, None]) / std[:, None, None]
+    f, v, i = fusion_luma(norm, norm, norm)
+    expected = 0.299 * img[:, :1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:]
+    for out in (f, v, i):
+        torch.testing.assert_close(out, expected)
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="source must be one of"):
+        SSIMLoss('rgb')
+    with pytest.raises(ValueError, match='odd'):
+        SSIMLoss(window_size=10)
+    with pytest.raises(ValueError, match=r'\(B, 1, H, W\) luma'):
+        LumaMSELoss()(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match='loss_'):
+        JointGradientLoss(loss_name='grad')
