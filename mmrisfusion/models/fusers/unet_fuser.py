@@ -23,11 +23,9 @@ from torch import Tensor
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.typing_utils import ConfigType
 from ..layers.fusion_blocks import AverageFusion
-from ..utils.color import (denormalize, normalize, rgb_to_luma, rgb_to_ycbcr,
-                           ycbcr_to_rgb)
+from ..utils.color import (IMAGENET_MEAN, IMAGENET_STD, denormalize, normalize,
+                           rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 NUM_LEVELS = 4
 
 
@@ -132,7 +130,7 @@ class LangUNet(nn.Module):
             Defaults to (3, 4).
         fusion_block (dict): Config of the block at ``inject_levels``; ``in_channels`` (and
             ``token_dim`` for blocks with ``requires_text``) are filled in per level.
-            Defaults to ``dict(type='LangGatedFusion')``.
+            Defaults to None, meaning ``dict(type='LangGatedFusion')``.
     """
 
     def __init__(self, base_channels: int = 32, text_dim: int = 768, token_dim: int = 256,
@@ -236,7 +234,7 @@ class UNetFuser(nn.Module):
             ``fusion_block``; the others are averaged. Defaults to (3, 4).
         fusion_block (dict): Config of the block at ``inject_levels``, e.g.
             ``dict(type='ConcatConvFusion')`` for a text-free ablation.
-            Defaults to ``dict(type='LangGatedFusion')``.
+            Defaults to None, meaning ``dict(type='LangGatedFusion')``.
         vis_mean (Sequence[float]): VIS mean in the 0..1 scale. Defaults to ImageNet's
             (0.485, 0.456, 0.406).
         vis_std (Sequence[float]): VIS std in the 0..1 scale. Defaults to ImageNet's
@@ -255,12 +253,11 @@ class UNetFuser(nn.Module):
                  ir_mean: Sequence[float] = IMAGENET_MEAN,
                  ir_std: Sequence[float] = IMAGENET_STD) -> None:
         super().__init__()
-        for name, stats in (('vis_mean', vis_mean), ('vis_std', vis_std),
-                            ('ir_mean', ir_mean), ('ir_std', ir_std)):
-            if len(stats) not in ((3, ) if name.startswith('vis') else (1, 3)):
-                raise ValueError(f'UNetFuser: {name} must have 3 values'
-                                 f'{" (or 1 for a gray IR)" if name.startswith("ir") else ""}'
-                                 f', got {tuple(stats)}')
+        for name, stats, sizes in (('vis_mean', vis_mean, (3, )), ('vis_std', vis_std, (3, )),
+                                   ('ir_mean', ir_mean, (1, 3)), ('ir_std', ir_std, (1, 3))):
+            if len(stats) not in sizes:
+                raise ValueError(f'UNetFuser: {name} must have {" or ".join(map(str, sizes))} '
+                                 f'values (one per channel), got {tuple(stats)}')
         self.register_buffer('mean_vis', torch.tensor(vis_mean).reshape(1, -1, 1, 1))
         self.register_buffer('std_vis', torch.tensor(vis_std).reshape(1, -1, 1, 1))
         self.register_buffer('mean_ir', torch.tensor(ir_mean).reshape(1, -1, 1, 1))

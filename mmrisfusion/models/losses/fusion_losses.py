@@ -10,7 +10,7 @@ any subset in its config. The published run uses, with ``lambda = 3``::
 i.e. ``loss_weight`` = lambda x the term's weight. :func:`fusion_luma` turns the normalised
 (fused, VIS, IR) tensors into these luma images, one code path for training and checks.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -18,12 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmrisfusion.registry import MODELS
-from ..utils.color import denormalize, rgb_to_luma
+from ..utils.color import (IMAGENET_MEAN, IMAGENET_STD, StatsType, denormalize,
+                           rgb_to_luma)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SOURCES = ('vis', 'ir')
-StatsType = Union[Tensor, Sequence[float]]
 
 
 def fusion_luma(fused: Tensor, vis: Tensor, ir: Tensor,

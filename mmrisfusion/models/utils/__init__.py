@@ -1,8 +1,12 @@
-from .ckpt_convert import convert_official_fuser, official_fuser_config
+from .ckpt_convert import (convert_hf_bert, convert_lavt_official, convert_official_fuser,
+                           convert_risfusion_official, convert_swin_official,
+                           infer_lavt_arch, load_hf_bert_folder, official_fuser_config)
 from .color import (denormalize, normalize, rgb_to_luma, rgb_to_ycbcr,
                     ycbcr_to_rgb)
 
 __all__ = [
-    'convert_official_fuser', 'denormalize', 'normalize', 'official_fuser_config',
+    'convert_hf_bert', 'convert_lavt_official', 'convert_official_fuser',
+    'convert_risfusion_official', 'convert_swin_official', 'denormalize', 'infer_lavt_arch',
+    'load_hf_bert_folder', 'normalize', 'official_fuser_config',
     'rgb_to_luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb'
 ]

@@ -21,6 +21,10 @@ KG = 1.0 - KR - KB
 
 StatsType = Union[Tensor, Sequence[float]]
 
+# ImageNet statistics in the 0..1 scale: the published normalisation of both modalities.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def _as_stats(stats: StatsType, like: Tensor, name: str) -> Tensor:
     """Turn per-channel statistics into a ``(1, C, 1, 1)`` tensor matching ``like``."""
