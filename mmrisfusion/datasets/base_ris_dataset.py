@@ -1,0 +1,87 @@
+"""What the RIS and IVIF datasets share: clear errors for bad rows and ``skip_invalid``."""
+import logging
+from typing import Any, List, Optional
+
+from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+
+
+class InvalidSampleError(ValueError):
+    """A row of a dataset that cannot become a sample.
+
+    The message always names where the row came from (``source``: file and row or line),
+    the image name, and what was expected, so a user can find and fix it.
+
+    Args:
+        source (str): File and row or line, e.g. ``'mm_ris_test.parquet:row 17'``.
+        img_name (str, optional): The row's image name, when known. Defaults to None.
+        problem (str): What is wrong and what was expected. Defaults to ''.
+    """
+
+    def __init__(self, source: str, img_name: Optional[str] = None, problem: str = '') -> None:
+        self.source = source
+        self.img_name = img_name
+        self.problem = problem
+        name = f' (image_name={img_name!r})' if img_name is not None else ''
+        super().__init__(f'{source}{name}: {problem}')
+
+    def __reduce__(self):
+        # keeps the error intact when a dataloader worker sends it to the main process
+        return type(self), (self.source, self.img_name, self.problem)
+
+
+class BaseRISDataset(BaseDataset):
+    """A dataset whose rows may be invalid: raise by default, or log, count and skip.
+
+    Checks that need no image decoding (missing columns or files, empty or non-string
+    expressions, empty files) run when the annotation is loaded; invalid rows are then
+    dropped before indexing. Checks that need decoding (undecodable bytes, mask or image
+    sizes) run in the pipeline's loading transforms, which raise :class:`InvalidSampleError`.
+    With ``skip_invalid=True`` a training dataset logs such a row, counts it in
+    ``num_skipped`` (per process: each dataloader worker counts its own) and lets
+    :class:`BaseDataset` draw another index. A test-mode dataset cannot drop a row at that
+    point without silently changing what the metric averages over, so it raises even with
+    ``skip_invalid=True``; run ``tools/dataset_converters/mm_ris.py check`` to list such rows.
+
+    Args:
+        skip_invalid (bool): Log and skip invalid rows instead of raising.
+            Defaults to False.
+        **kwargs: Arguments of :class:`mmengine.dataset.BaseDataset`.
+    """
+
+    def __init__(self, skip_invalid: bool = False, **kwargs: Any) -> None:
+        self.skip_invalid = skip_invalid
+        self.skipped: List[str] = []
+        self.num_skipped = 0
+        super().__init__(**kwargs)
+
+    def _invalid(self, error: InvalidSampleError) -> None:
+        """Raise ``error``, or log and record it when skipping invalid rows."""
+        if not self.skip_invalid:
+            raise error
+        self.skipped.append(str(error))
+        self.num_skipped += 1
+        print_log(f'{type(self).__name__}: skipped invalid row {error} '
+                  f'({self.num_skipped} skipped so far)', logger='current',
+                  level=logging.WARNING)
+
+    def prepare_data(self, idx: int) -> Any:
+        """Run the pipeline on row ``idx``; None (skip) for an invalid row when allowed.
+
+        Args:
+            idx (int): Row index.
+
+        Returns:
+            Any: The pipeline's output, or None when the row was skipped.
+        """
+        try:
+            return self.pipeline(self.get_data_info(idx))
+        except InvalidSampleError as error:
+            if self.test_mode and self.skip_invalid:
+                raise InvalidSampleError(
+                    error.source, error.img_name,
+                    error.problem + '. Test-mode datasets do not skip rows at decode time '
+                    '(the metric would silently cover fewer samples); fix or remove the row '
+                    '(tools/dataset_converters/mm_ris.py check lists them)') from error
+            self._invalid(error)
+            return None
