@@ -46,7 +46,7 @@ def decode_image(data: bytes, gray: bool, backend: str = 'pillow') -> Optional[n
         from PIL import Image, UnidentifiedImageError
         try:
             with Image.open(io.BytesIO(data)) as img:
-                return np.asarray(img.convert('L' if gray else 'RGB'))
+                return np.array(img.convert('L' if gray else 'RGB'))
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
             return None
     flags = (cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION

@@ -47,7 +47,7 @@ def resize_array(img: np.ndarray, size: Tuple[int, int], interpolation: str,
     src = img[..., 0] if single else img
     if backend == 'pillow':
         from PIL import Image
-        out = np.asarray(Image.fromarray(src).resize(
+        out = np.array(Image.fromarray(src).resize(
             size, getattr(Image.Resampling, interpolation.upper())))
     else:
         out = cv2.resize(src, size, interpolation=_CV2_INTERP[interpolation])

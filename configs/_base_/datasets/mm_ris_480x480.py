@@ -1,0 +1,59 @@
+# MM-RIS in its official parquet format, preprocessed as published (RIS-FUSION): both images
+# resized to 480x480 ignoring the aspect ratio (bilinear, Pillow; mask nearest), BERT uncased
+# tokens cut to 20, no augmentation. Normalisation (ImageNet for both modalities) happens in
+# the model's RISDataPreProcessor.
+# Files: data/mm_ris/mm_ris_{train,val,test}.parquet (the train split may be a folder of
+# parts: point data_path at the folder). The tokenizer is a local folder (nothing is
+# downloaded); see TokenizeText for where bert-base-uncased comes from.
+dataset_type = 'MMRISDataset'
+data_root = 'data/mm_ris'
+tokenizer_path = 'data/pretrained/bert-base-uncased'
+img_scale = (480, 480)  # (width, height)
+max_tokens = 20
+
+train_pipeline = [
+    dict(type='LoadRISImages', ir_channels=3, decode_backend='pillow'),
+    dict(type='LoadRISAnnotation'),
+    dict(type='RISResize', scale=img_scale, keep_ratio=False, backend='pillow'),
+    dict(type='TokenizeText', tokenizer_path=tokenizer_path, max_length=max_tokens),
+    dict(type='PackRISInputs'),
+]
+test_pipeline = [
+    dict(type='LoadRISImages', ir_channels=3, decode_backend='pillow'),
+    dict(type='LoadRISAnnotation'),
+    dict(type='RISResize', scale=img_scale, keep_ratio=False, backend='pillow'),
+    dict(type='TokenizeText', tokenizer_path=tokenizer_path, max_length=max_tokens),
+    dict(type='PackRISInputs'),
+]
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_path='mm_ris_train.parquet',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_path='mm_ris_val.parquet',
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_path='mm_ris_test.parquet',
+        test_mode=True,
+        pipeline=test_pipeline))

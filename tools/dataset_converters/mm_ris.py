@@ -1,0 +1,68 @@
+"""Convert MM-RIS between its parquet format and the image-folder layout; re-chunk; check.
+
+Examples:
+    # parquet (a file, or a folder of parts) -> vi/ ir/ mask/ refs.jsonl
+    python tools/dataset_converters/mm_ris.py to-folder data/mm_ris/mm_ris_test.parquet \
+        data/mm_ris_test_folder
+    # the folder layout (yours or converted) -> one parquet file in the official schema
+    python tools/dataset_converters/mm_ris.py to-parquet data/my_ris data/my_ris.parquet
+    # large row groups make random reads slow: rewrite with 64-row groups
+    python tools/dataset_converters/mm_ris.py rechunk data/mm_ris/train_parts \
+        data/mm_ris/mm_ris_train.parquet
+    # decode every row and list the invalid ones (file, row, image_name, problem)
+    python tools/dataset_converters/mm_ris.py check data/mm_ris/mm_ris_test.parquet
+"""
+import argparse
+import sys
+
+from mmrisfusion.datasets.mm_ris_convert import (check_mm_ris, folder_to_parquet,
+                                                 parquet_to_folder, rechunk_parquet)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    p = sub.add_parser('to-folder', help='parquet -> vi/, ir/, mask/, refs.jsonl')
+    p.add_argument('src', help='parquet file or folder of parts')
+    p.add_argument('out_dir')
+    p.add_argument('--ann-name', default='refs.jsonl')
+    p.add_argument('--skip-invalid', action='store_true', help='log and skip invalid rows')
+    p = sub.add_parser('to-parquet', help='folder layout -> one parquet file')
+    p.add_argument('data_root')
+    p.add_argument('out_file')
+    p.add_argument('--ann-file', default='refs.jsonl')
+    p.add_argument('--row-group-size', type=int, default=64)
+    p.add_argument('--skip-invalid', action='store_true', help='log and skip invalid lines')
+    p = sub.add_parser('rechunk', help='rewrite parquet with small row groups')
+    p.add_argument('src')
+    p.add_argument('out_file')
+    p.add_argument('--row-group-size', type=int, default=64)
+    p = sub.add_parser('check', help='decode every row, list invalid ones')
+    p.add_argument('src')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.command == 'to-folder':
+        counts = parquet_to_folder(args.src, args.out_dir, args.ann_name, args.skip_invalid)
+        print(f'wrote {counts["images"]} image pairs, {counts["objects"]} masks and '
+              f'{counts["expressions"]} expressions to {args.out_dir}')
+    elif args.command == 'to-parquet':
+        rows = folder_to_parquet(args.data_root, args.out_file, args.ann_file,
+                                 args.row_group_size, args.skip_invalid)
+        print(f'wrote {rows} rows to {args.out_file}')
+    elif args.command == 'rechunk':
+        rows = rechunk_parquet(args.src, args.out_file, args.row_group_size)
+        print(f'wrote {rows} rows to {args.out_file}')
+    else:
+        problems = check_mm_ris(args.src)
+        for problem in problems:
+            print(problem)
+        print(f'{len(problems)} invalid row(s)')
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
