@@ -55,7 +55,7 @@ class BaseRISDataset(BaseDataset):
         self.num_skipped = 0
         super().__init__(**kwargs)
 
-    def _invalid(self, error: InvalidSampleError) -> None:
+    def record_invalid(self, error: InvalidSampleError) -> None:
         """Raise ``error``, or log and record it when skipping invalid rows."""
         if not self.skip_invalid:
             raise error
@@ -83,5 +83,5 @@ class BaseRISDataset(BaseDataset):
                     error.problem + '. Test-mode datasets do not skip rows at decode time '
                     '(the metric would silently cover fewer samples); fix or remove the row '
                     '(tools/dataset_converters/mm_ris.py check lists them)') from error
-            self._invalid(error)
+            self.record_invalid(error)
             return None

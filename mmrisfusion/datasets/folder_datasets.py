@@ -107,7 +107,7 @@ class RISFolderDataset(BaseRISDataset):
                 try:
                     data_list.extend(self._parse_line(line, f'{base}:line {number}'))
                 except InvalidSampleError as error:
-                    self._invalid(error)
+                    self.record_invalid(error)
         if not data_list and not self.skip_invalid:
             raise InvalidSampleError(self.ann_file, None, 'no samples; expected JSON lines '
                                      'with "name" and "expressions"')
@@ -173,8 +173,9 @@ class IVIFFolderDataset(BaseRISDataset):
             paths = dict(vis_path=osp.join(vis_dir, name), ir_path=osp.join(ir_dir, name))
             missing = [p for p in paths.values() if not osp.isfile(p)]
             if missing:
-                self._invalid(InvalidSampleError(source, name, f'{missing} does not exist; '
-                                                 'expected a VIS and an IR image of this name'))
+                self.record_invalid(InvalidSampleError(
+                    source, name, f'{missing} does not exist; expected a VIS and an IR image '
+                    'of this name'))
                 continue
             data_list.append(dict(img_name=name, source=source, **paths))
         if not data_list and not self.skip_invalid:

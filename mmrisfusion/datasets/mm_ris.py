@@ -208,14 +208,15 @@ class MMRISDataset(BaseRISDataset):
         for file_idx, path in enumerate(self.files):
             base = osp.basename(path)
             if osp.getsize(path) == 0:
-                self._invalid(InvalidSampleError(path, None, 'the file is empty (0 bytes); '
-                                                 'expected a parquet file of MM-RIS rows'))
+                self.record_invalid(InvalidSampleError(
+                    path, None, 'the file is empty (0 bytes); expected a parquet file of '
+                    'MM-RIS rows'))
                 continue
             try:
                 pf = pq.ParquetFile(path, memory_map=True)
             except Exception as error:  # pyarrow raises several types for corrupt files
-                self._invalid(InvalidSampleError(path, None, f'not a readable parquet file '
-                                                 f'({error})'))
+                self.record_invalid(InvalidSampleError(
+                    path, None, f'not a readable parquet file ({error})'))
                 continue
             try:
                 self._check_schema(path, pf.schema_arrow)
@@ -223,7 +224,7 @@ class MMRISDataset(BaseRISDataset):
                     raise InvalidSampleError(path, None, 'the file holds no rows; expected '
                                              'MM-RIS rows')
             except InvalidSampleError as error:
-                self._invalid(error)
+                self.record_invalid(error)
                 continue
             largest = max(pf.metadata.row_group(i).num_rows
                           for i in range(pf.metadata.num_row_groups))
@@ -244,7 +245,7 @@ class MMRISDataset(BaseRISDataset):
                 elif not isinstance(text, str) or not text.strip():
                     problem = f'question is {text!r}; expected a non-empty string'
                 if problem is not None:
-                    self._invalid(InvalidSampleError(source, name, problem))
+                    self.record_invalid(InvalidSampleError(source, name, problem))
                     continue
                 data_list.append(dict(img_name=name, text=text, source=source,
                                       file_idx=file_idx, row_idx=row))

@@ -59,7 +59,7 @@ def parquet_to_folder(src: str, out_dir: str, ann_name: str = 'refs.jsonl',
         try:
             info = dataset.get_data_info(idx)
         except InvalidSampleError as error:
-            dataset._invalid(error)
+            dataset.record_invalid(error)
             continue
         name = info['img_name']
         digest = hashlib.sha1(info['vis_bytes'] + info['ir_bytes']).hexdigest()

@@ -332,7 +332,16 @@ class SyntheticMMRIS:
 
     def describe(self, rng: np.random.Generator, scene: Scene,
                  target: SceneObject) -> Optional[str]:
-        """A random expression that matches ``target`` and no other object, or None."""
+        """A random expression that matches ``target`` and no other object.
+
+        Args:
+            rng (np.random.Generator): Source of the template choices.
+            scene (Scene): The rendered scene.
+            target (SceneObject): The object to refer to.
+
+        Returns:
+            str | None: The expression, or None when no template singles ``target`` out.
+        """
         valid = [(p, w) for p, matched, w in self._candidates(rng, scene, target)
                  if matched == [target.idx]]
         if not valid:
@@ -370,7 +379,15 @@ class SyntheticMMRIS:
         return rows
 
     def iter_rows(self, num_rows: int, split: str = 'train') -> Iterator[dict]:
-        """Rows of consecutive scenes of ``split`` until ``num_rows`` are produced."""
+        """Rows of consecutive scenes of ``split`` until ``num_rows`` are produced.
+
+        Args:
+            num_rows (int): Number of rows.
+            split (str): Split name, part of the seed. Defaults to 'train'.
+
+        Returns:
+            Iterator[dict]: Rows as :meth:`scene_rows` gives them.
+        """
         produced, idx = 0, 0
         while produced < num_rows:
             for row in self.scene_rows(idx, split):
@@ -382,7 +399,14 @@ class SyntheticMMRIS:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an RGB (H, W, 3) or gray (H, W) uint8 image."""
+    """PNG bytes of an RGB (H, W, 3) or gray (H, W) uint8 image (fast, lossless).
+
+    Args:
+        image (np.ndarray): The image.
+
+    Returns:
+        bytes: The encoded PNG.
+    """
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode('.png', image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -392,7 +416,14 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def encode_npy(array: np.ndarray) -> bytes:
-    """The bytes of a ``.npy`` file holding ``array`` (what MM-RIS stores as a mask)."""
+    """The bytes of a ``.npy`` file holding ``array`` (what MM-RIS stores as a mask).
+
+    Args:
+        array (np.ndarray): A numeric array (never pickled).
+
+    Returns:
+        bytes: The ``.npy`` file's bytes.
+    """
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()

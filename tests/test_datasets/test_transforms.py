@@ -251,3 +251,34 @@ def test_pack_fusion_only_sample():
     assert sample.pad_shape == (48, 64)
     with pytest.raises(KeyError, match='LoadRISImages first'):
         PackRISInputs()(dict(source='s'))
+
+
+# ---------------------------------------------------- mmseg/mmcv interoperability
+def test_mmseg_transforms_work_on_our_results():
+    """Our results dicts keep mmseg's conventions (``seg_fields``, ``img_shape``), so
+    mmseg's transforms apply where they make sense: seg-map ops directly, image ops on one
+    modality through mmcv's ``KeyMapper``."""
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmrisfusion')
+    results = marked_sample(h=48, w=64)
+    vis_before, ir_before = results['vis'].copy(), results['ir'].copy()
+    results['vis'][:] = 100
+    pipeline = Compose([
+        dict(type='KeyMapper', mapping={'img': 'vis'}, auto_remap=True,
+             transforms=[dict(type='mmseg.AdjustGamma', gamma=2.0)]),
+        dict(type='mmseg.SegRescale', scale_factor=0.5),
+        dict(type='RISResize', scale=(32, 24), interpolation='nearest'),
+        dict(type='PackRISInputs'),
+    ])
+    out = pipeline(results)
+    assert (out['inputs']['vis'] < 100).all()  # gamma 2 darkened VIS only
+    assert out['inputs']['ir'].max() == ir_before.max() and vis_before.max() == 255
+    assert out['data_samples'].gt_sem_seg.data.shape == (1, 24, 32)
+
+
+def test_flip_after_padding_moves_the_padding():
+    results = RISResizePad(scale=(80, 80))(marked_sample(h=48, w=64))
+    out = RISRandomFlip(prob=1.0, direction='vertical')(results)
+    assert out['padding_size'] == (0, 0, 20, 0)
+    assert (out['gt_seg_map'][:20] == 255).all() and (out['gt_seg_map'][20:] != 255).all()

@@ -332,7 +332,7 @@ class RISRandomFlip(BaseTransform):
     Required keys: ``vis`` and/or ``ir``, ``seg_fields``; ``text`` (optional).
 
     Modified keys: ``vis``, ``ir``, every key in ``seg_fields``, ``text`` (when flipped
-    and ``swap_words``).
+    and ``swap_words``), ``padding_size`` (its sides swap when padding came first).
 
     Added keys: ``flip``, ``flip_direction``.
 
@@ -380,6 +380,10 @@ class RISRandomFlip(BaseTransform):
         axis = 1 if self.direction == 'horizontal' else 0
         for key in _all_keys(results):
             results[key] = np.ascontiguousarray(np.flip(results[key], axis))
+        if 'padding_size' in results:  # padding added before the flip changes sides
+            left, right, top, bottom = results['padding_size']
+            results['padding_size'] = ((right, left, top, bottom) if axis == 1 else
+                                       (left, right, bottom, top))
         if self.swap_words and isinstance(results.get('text'), str):
             results['text'] = swap_direction_words(results['text'], self.direction)
         return results
