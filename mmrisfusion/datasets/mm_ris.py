@@ -5,7 +5,7 @@ import logging
 import os
 import os.path as osp
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
 
@@ -117,7 +117,8 @@ class MMRISDataset(BaseRISDataset):
     order (the official train split ships in two parts). Columns: ``image_name`` (str),
     ``visible_image`` and ``infrared_image`` (encoded PNG/JPEG bytes), ``question`` (the
     referring expression) and ``segmentation`` (the bytes of a ``.npy`` HxW array,
-    foreground = value > 0).
+    foreground = value > 0). Byte columns stored in Hugging Face's image layout (a struct
+    with ``bytes`` and ``path``) are read too.
 
     Opening reads only the two string columns; the data list (what mmengine serialises and
     shares with the dataloader workers) holds names, expressions and row positions, never
@@ -160,7 +161,7 @@ class MMRISDataset(BaseRISDataset):
                  test_mode: bool = False,
                  lazy_init: bool = False,
                  serialize_data: bool = True,
-                 indices: Optional[Any] = None,
+                 indices: Optional[Union[int, Sequence[int]]] = None,
                  max_refetch: int = 1000) -> None:
         self.data_path = data_path
         self.row_group_cache = row_group_cache
@@ -192,6 +193,8 @@ class MMRISDataset(BaseRISDataset):
                                          'expected strings')
         for name in BYTES_COLUMNS:
             typ = schema.field(name).type
+            if pa.types.is_struct(typ) and typ.get_field_index('bytes') >= 0:
+                typ = typ.field('bytes').type  # Hugging Face's Image layout {bytes, path}
             if not (pa.types.is_binary(typ) or pa.types.is_large_binary(typ)):
                 raise InvalidSampleError(path, None, f'column {name!r} has type {typ}; '
                                          'expected binary (encoded image or .npy bytes)')
@@ -275,6 +278,8 @@ class MMRISDataset(BaseRISDataset):
         info = super().get_data_info(idx)
         row = self._reader().read(info['file_idx'], info['row_idx'])
         for column, key in BYTES_COLUMNS.items():
+            if isinstance(row[column], dict):  # Hugging Face's Image layout {bytes, path}
+                row[column] = row[column].get('bytes')
             if row[column] is None:
                 raise InvalidSampleError(info['source'], info['img_name'],
                                          f'{column} is null; expected encoded bytes')

@@ -188,7 +188,7 @@ def check_mm_ris(src: str) -> List[str]:
     """
     from .transforms import LoadRISAnnotation, LoadRISImages
     dataset = MMRISDataset(src, skip_invalid=True, serialize_data=False,
-                           pipeline=[LoadRISImages(decode_backend='cv2'), LoadRISAnnotation()])
+                           pipeline=[LoadRISImages(), LoadRISAnnotation()])
     for idx in range(len(dataset)):
         dataset.prepare_data(idx)
     return list(dataset.skipped)

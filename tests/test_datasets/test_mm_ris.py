@@ -218,3 +218,17 @@ def test_skip_invalid_logs_and_counts(tmp_path, tiny_parquet):
         ds_test[0]
     with pytest.raises(InvalidSampleError, match='bad.parquet:row 0'):
         MMRISDataset(str(path))  # default: raise
+
+
+def test_hugging_face_image_structs(tmp_path, tiny_parquet):
+    rows = read_rows(tiny_parquet)
+    image = pa.struct([('bytes', pa.binary()), ('path', pa.string())])
+    for column in ('visible_image', 'infrared_image'):
+        rows[column] = [dict(bytes=b, path=None) for b in rows[column]]
+    schema = pa.schema([('image_name', pa.string()), ('visible_image', image),
+                        ('infrared_image', image), ('question', pa.string()),
+                        ('segmentation', pa.binary())])
+    path = write_rows(tmp_path / 'hf.parquet', rows, schema)
+    ds = MMRISDataset(str(path), pipeline=LOAD)
+    assert ds.get_data_info(3)['vis_bytes'] == read_rows(tiny_parquet)['visible_image'][3]
+    assert ds[3]['vis'].shape == (64, 64, 3)
