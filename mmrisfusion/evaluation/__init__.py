@@ -1,1 +1,5 @@
-from .metrics import *  # noqa: F401,F403
+from .functional import FUSION_METRICS, compute_fusion_metrics, imread_gray, rgb_to_gray
+from .metrics import FusionMetric, RISMetric
+
+__all__ = ['FUSION_METRICS', 'FusionMetric', 'RISMetric', 'compute_fusion_metrics',
+           'imread_gray', 'rgb_to_gray']

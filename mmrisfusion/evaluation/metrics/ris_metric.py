@@ -1,0 +1,197 @@
+"""Referring-segmentation metric (LAVT / RIS-FUSION definitions)."""
+from collections.abc import Mapping
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+from mmengine.structures import BaseDataElement
+from prettytable import PrettyTable
+
+from mmrisfusion.registry import METRICS
+from .alignment import padding_of, undo_flip
+
+
+def _mask(value: Any, key: str, name: str) -> torch.Tensor:
+    """The (H, W) label map of a ``PixelData`` field (a dict after ``to_dict()``)."""
+    data = value['data'] if isinstance(value, Mapping) else getattr(value, 'data', value)
+    data = torch.as_tensor(data)
+    if data.ndim == 3 and data.shape[0] == 1:
+        data = data[0]
+    if data.ndim != 2:
+        raise ValueError(f"{name}: '{key}' must be a (1, H, W) or (H, W) label map, got shape "
+                         f'{tuple(data.shape)}')
+    return data
+
+
+def _iou(intersection: int, union: int) -> float:
+    """Per-sample IoU, 0 when the union is empty (SPEC.md section 3)."""
+    return intersection / union if union > 0 else 0.0
+
+
+def _ratio(num: int, den: int) -> float:
+    """num / den x 100, 0 when the denominator is 0."""
+    return 100.0 * num / den if den > 0 else 0.0
+
+
+@METRICS.register_module()
+class RISMetric(BaseMetric):
+    """Referring image segmentation: mIoU, oIoU, precision@t and foreground pixel P/R/F1.
+
+    Each data sample's ``pred_sem_seg`` (class indices, the argmax the model already took)
+    is compared with its ``gt_sem_seg`` at the same resolution; class 1 is the referred
+    object, 0 the rest, and GT pixels equal to ``ignore_index`` count for nothing. The
+    models remove the padding from their predictions and undo a test-time flip, so the GT
+    (padded by the pipeline and the data preprocessor) is cropped by the metainfo's
+    ``img_padding_size``/``padding_size`` and flipped back likewise.
+    ``process()`` keeps four integers per sample (intersection, union, predicted and GT
+    foreground areas) and a flag, so results stay small when gathered across ranks.
+
+    Reported values (all x 100, plain floats):
+
+    - ``mIoU``: mean over samples of IoU = |P and G| / |P or G|, where a sample with an
+      empty union (empty prediction and empty GT) has IoU 0, as SPEC.md section 3 and the
+      published evaluators define it;
+    - ``oIoU``: sum of intersections / sum of unions (the "overall IoU", called cIoU in
+      most RIS papers; not RIS-FUSION's background/foreground average);
+    - ``P@t`` for each threshold: percentage of samples with IoU >= t;
+    - ``pixel_precision``, ``pixel_recall``, ``pixel_F1``: of the foreground pixels, pooled
+      over the dataset (sum I / sum |P|, sum I / sum |G|, their harmonic mean).
+
+    Text sensitivity: with ``text_sensitivity=True`` the metric expects the evaluation to
+    also run each sample with a mismatched expression (another sample's text) and to mark
+    those outputs with metainfo ``{mismatch_key}=True``. The marked samples are kept apart:
+    all metrics above come from the unmarked ones only, and the metric adds
+    ``mIoU_mismatched``, ``oIoU_mismatched`` and ``text_sensitivity_drop`` = ``mIoU -
+    mIoU_mismatched`` (large for a model that reads the text, near 0 for one that only
+    segments salient objects). Producing the mismatched pass is the test loop's or the
+    model's job, not the metric's. With ``text_sensitivity=False`` the flag is not read.
+
+    Args:
+        iou_thrs (Sequence[float]): Thresholds of the precision@t values.
+            Defaults to (0.5, 0.6, 0.7, 0.8, 0.9).
+        ignore_index (int): GT value of pixels to ignore. Defaults to 255.
+        text_sensitivity (bool): Whether to split off and report the mismatched-text
+            samples. Defaults to False.
+        mismatch_key (str): Metainfo key marking a mismatched-text sample.
+            Defaults to 'text_permuted'.
+        collect_device (str): Device used to collect results across ranks, 'cpu' or 'gpu'.
+            Defaults to 'cpu'.
+        prefix (str, optional): Prefix of the metric names (e.g. 'ris'); None for none, as
+            mmseg's IoUMetric. Defaults to None.
+        collect_dir (str, optional): Directory for collecting results across ranks on the
+            CPU. Defaults to None.
+    """
+
+    def __init__(self,
+                 iou_thrs: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9),
+                 ignore_index: int = 255,
+                 text_sensitivity: bool = False,
+                 mismatch_key: str = 'text_permuted',
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None,
+                 collect_dir: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix,
+                         collect_dir=collect_dir)
+        thrs = [float(t) for t in iou_thrs]
+        if not thrs or any(not 0 < t <= 1 for t in thrs):
+            raise ValueError(f'RISMetric: iou_thrs must be thresholds in (0, 1], got '
+                             f'{list(iou_thrs)}')
+        self.iou_thrs = thrs
+        self.ignore_index = ignore_index
+        self.text_sensitivity = text_sensitivity
+        self.mismatch_key = mismatch_key
+
+    def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
+        """Counts intersection, union and foreground areas of each sample.
+
+        Args:
+            data_batch (Any): The collated batch from the dataloader (not used).
+            data_samples (Sequence[Any]): The model's outputs, as dicts (what mmengine's
+                ``Evaluator`` passes) or data samples, with ``pred_sem_seg`` and
+                ``gt_sem_seg``.
+        """
+        for index, sample in enumerate(data_samples):
+            if isinstance(sample, BaseDataElement):
+                sample = sample.to_dict()
+            name = str(sample.get('img_name', sample.get('img_path', f'sample {index}')))
+            for key in ('pred_sem_seg', 'gt_sem_seg'):
+                if key not in sample:
+                    raise KeyError(f"{name}: RISMetric needs '{key}' in each data sample; "
+                                   f'the sample has {sorted(sample)}')
+            pred = _mask(sample['pred_sem_seg'], 'pred_sem_seg', name)
+            gt = _mask(sample['gt_sem_seg'], 'gt_sem_seg', name).to(pred.device)
+            if pred.shape != gt.shape:
+                # The model removed the padding from its prediction; remove it from the GT.
+                left, right, top, bottom = padding_of(sample)
+                height, width = gt.shape
+                if (height - top - bottom, width - left - right) != tuple(pred.shape):
+                    raise ValueError(
+                        f'{name}: pred_sem_seg is {tuple(pred.shape)} but gt_sem_seg is '
+                        f'{tuple(gt.shape)} (padding {padding_of(sample)}); compare them at '
+                        "one resolution (e.g. test_cfg.output_shape='img_shape' when the "
+                        'pipeline resizes the mask)')
+                gt = gt[top:height - bottom, left:width - right]
+            gt = undo_flip(gt, sample)  # the model undid a test-time flip on its prediction
+            valid = gt != self.ignore_index
+            for key, labels in (('pred_sem_seg', pred[valid]), ('gt_sem_seg', gt[valid])):
+                if labels.numel() and (labels.min() < 0 or labels.max() > 1):
+                    raise ValueError(
+                        f"{name}: '{key}' must hold class indices 0 (rest) and 1 (referred "
+                        f'object) outside ignore_index={self.ignore_index}, found values '
+                        f'{torch.unique(labels).tolist()[:10]}')
+            pred_fg = (pred == 1) & valid
+            gt_fg = (gt == 1) & valid
+            mismatched = bool(sample.get(self.mismatch_key, False)) if (
+                self.text_sensitivity) else False
+            self.results.append((int((pred_fg & gt_fg).sum()), int((pred_fg | gt_fg).sum()),
+                                 int(pred_fg.sum()), int(gt_fg.sum()), mismatched))
+
+    def _summarise(self, results: List[tuple]) -> Dict[str, float]:
+        """All metrics of one group of per-sample counts."""
+        counts = np.array([r[:4] for r in results], dtype=np.int64)
+        inter, union, pred_area, gt_area = counts.sum(axis=0).tolist()
+        ious = np.array([_iou(i, u) for i, u in counts[:, :2].tolist()])
+        metrics = {'mIoU': float(100.0 * ious.mean()), 'oIoU': _ratio(inter, union)}
+        for thr in self.iou_thrs:
+            metrics[f'P@{thr:g}'] = float(100.0 * np.mean(ious >= thr))
+        precision = _ratio(inter, pred_area)
+        recall = _ratio(inter, gt_area)
+        metrics['pixel_precision'] = precision
+        metrics['pixel_recall'] = recall
+        metrics['pixel_F1'] = (2 * precision * recall / (precision + recall)
+                               if precision + recall > 0 else 0.0)
+        return metrics
+
+    def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
+        """Reduces the per-sample counts of all ranks to the metrics.
+
+        Args:
+            results (list[tuple]): (intersection, union, pred area, gt area, mismatched)
+                of every sample.
+
+        Returns:
+            dict[str, float]: The metrics, as plain floats.
+        """
+        matched = [r for r in results if not r[4]]
+        mismatched = [r for r in results if r[4]]
+        if not matched:
+            raise ValueError('RISMetric got no samples' + (
+                f' without the {self.mismatch_key} mark' if mismatched else '') +
+                ': nothing to evaluate')
+        metrics = self._summarise(matched)
+        if self.text_sensitivity:
+            if not mismatched:
+                raise ValueError(
+                    f'RISMetric(text_sensitivity=True) got no sample marked with metainfo '
+                    f'{self.mismatch_key}=True: the evaluation must also run the model with '
+                    'mismatched expressions and mark those outputs')
+            other = self._summarise(mismatched)
+            metrics['mIoU_mismatched'] = other['mIoU']
+            metrics['oIoU_mismatched'] = other['oIoU']
+            metrics['text_sensitivity_drop'] = metrics['mIoU'] - other['mIoU']
+        table = PrettyTable(field_names=['samples', *metrics])
+        table.add_row([len(matched), *(f'{value:.2f}' for value in metrics.values())])
+        print_log('\nreferring segmentation:\n' + table.get_string(), logger='current')
+        return metrics

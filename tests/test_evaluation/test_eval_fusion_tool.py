@@ -1,0 +1,101 @@
+"""tools/eval_fusion.py on real TNO triples: pairing, table, JSON, errors."""
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmrisfusion.evaluation import FUSION_METRICS
+
+TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'eval_fusion.py'
+NAMES = ['07', '19', '20']  # the smallest TNO pairs
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location('eval_fusion', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules['eval_fusion'] = module  # so that --workers can pickle its functions
+    yield module
+    del sys.modules['eval_fusion']
+
+
+@pytest.fixture()
+def folders(shared_dir, tmp_path):
+    """ir/, vi/ and fused/ with three TNO triples; the fused ones saved as .bmp to show
+    that pairing goes by stem."""
+    import cv2
+    paths = {}
+    for role, source in (('ir', shared_dir / 'data' / 'ivif' / 'tno' / 'ir'),
+                         ('vi', shared_dir / 'data' / 'ivif' / 'tno' / 'vi'),
+                         ('fused', shared_dir / 'reference' / 'fusion_metrics' / 'tno_mean')):
+        folder = tmp_path / role
+        folder.mkdir()
+        for name in NAMES:
+            if role == 'fused':
+                cv2.imwrite(str(folder / f'{name}.bmp'), cv2.imread(str(source / f'{name}.png')))
+            else:
+                shutil.copy(source / f'{name}.png', folder / f'{name}.png')
+        paths[role] = folder
+    return paths
+
+
+def _run(tool, monkeypatch, *args):
+    monkeypatch.setattr(sys, 'argv', ['eval_fusion.py', *map(str, args)])
+    tool.main()
+
+
+def test_scores_match_the_reference_and_are_written(tool, folders, shared_dir, tmp_path,
+                                                    monkeypatch, capsys):
+    out = tmp_path / 'out' / 'scores.json'
+    _run(tool, monkeypatch, '--ir', folders['ir'], '--vi', folders['vi'], '--fused',
+         folders['fused'], '--out', out)
+    printed = capsys.readouterr().out
+    assert 'mean' in printed and 'SSIM_dr2' in printed and '3 images scored' in printed
+    result = json.loads(out.read_text())
+    assert result['metrics'] == list(FUSION_METRICS)
+    assert sorted(result['images']) == NAMES
+    with open(shared_dir / 'reference' / 'fusion_metrics' / 'tno_reference.json') as file:
+        reference = json.load(file)['images']['tno_mean']
+    for name in NAMES:
+        for metric, expected in reference[f'{name}.png'].items():
+            assert result['images'][name][metric] == pytest.approx(expected, rel=1e-4), (
+                name, metric)
+    for metric in FUSION_METRICS:
+        mean = sum(result['images'][name][metric] for name in NAMES) / len(NAMES)
+        assert result['means'][metric] == pytest.approx(mean)
+
+
+def test_metric_subset_and_workers_give_the_same_values(tool, folders, tmp_path,
+                                                        monkeypatch):
+    one, two = tmp_path / 'one.json', tmp_path / 'two.json'
+    common = ['--ir', folders['ir'], '--vi', folders['vi'], '--fused', folders['fused'],
+              '--metrics', 'EN', 'VIF', 'Nabf']
+    _run(tool, monkeypatch, *common, '--out', one)
+    _run(tool, monkeypatch, *common, '--out', two, '--workers', '2')
+    first, second = json.loads(one.read_text()), json.loads(two.read_text())
+    assert first['metrics'] == ['EN', 'VIF', 'Nabf']
+    assert set(first['images']['07']) == {'EN', 'VIF', 'Nabf'}
+    assert first['images'] == second['images']
+
+
+def test_unmatched_names_are_listed(tool, folders, monkeypatch):
+    (folders['fused'] / '07.bmp').unlink()
+    shutil.copy(folders['ir'] / '19.png', folders['ir'] / 'extra.png')
+    with pytest.raises(SystemExit, match='(?s)missing from --fused: 07, extra.*'
+                                         'missing from --vi: extra'):
+        _run(tool, monkeypatch, '--ir', folders['ir'], '--vi', folders['vi'], '--fused',
+             folders['fused'])
+
+
+def test_missing_folder_and_size_mismatch(tool, folders, tmp_path, monkeypatch):
+    with pytest.raises(SystemExit, match='nowhere is not a folder'):
+        _run(tool, monkeypatch, '--ir', tmp_path / 'nowhere', '--vi', folders['vi'],
+             '--fused', folders['fused'])
+    shutil.copy(folders['ir'] / '19.png', folders['ir'] / '07.png')  # 19 is 270 x 360
+    with pytest.raises(SystemExit, match='07: sizes differ'):
+        _run(tool, monkeypatch, '--ir', folders['ir'], '--vi', folders['vi'], '--fused',
+             folders['fused'])

@@ -1,0 +1,158 @@
+"""Score a folder of fused images against their infrared and visible sources.
+
+Examples:
+    python tools/eval_fusion.py --ir data/tno/ir --vi data/tno/vi --fused results/x/fused
+    python tools/eval_fusion.py --ir IR --vi VI --fused F --out scores.json --metrics EN SD VIF
+
+Images are paired by file stem (``01.png`` in --fused with ``01.bmp`` in --ir and --vi);
+a name missing from any folder is an error that lists every unmatched name. Each image is
+read with OpenCV, converted to gray with OpenCV's luma and rounded, as the evaluator behind
+published IVIF tables does (see ``mmrisfusion/evaluation/functional/fusion_metrics.py``).
+The table printed and the JSON written hold the value of every metric for every image and
+their means. ``SSIM_dr2`` is the published SSIM convention (data_range 2 on 0..255 images),
+``SSIM_dr255`` the meaningful one; MI is in nats.
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+from prettytable import PrettyTable
+
+from mmrisfusion.evaluation.functional import (FUSION_METRICS, compute_fusion_metrics,
+                                               imread_gray)
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def parse_args() -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description='Fusion-quality metrics of fused images')
+    parser.add_argument('--ir', required=True, help='folder of infrared source images')
+    parser.add_argument('--vi', required=True, help='folder of visible source images')
+    parser.add_argument('--fused', required=True, help='folder of fused images')
+    parser.add_argument('--out', help='write per-image values and means to this JSON file')
+    parser.add_argument('--metrics', nargs='+', default=list(FUSION_METRICS),
+                        choices=list(FUSION_METRICS), metavar='NAME',
+                        help=f'metrics to compute (default: all of {list(FUSION_METRICS)})')
+    parser.add_argument('--workers', type=int, default=1,
+                        help='processes scoring images in parallel (default: 1)')
+    return parser.parse_args()
+
+
+def list_images(folder: str, role: str) -> Dict[str, Path]:
+    """Maps file stem -> path for the images in a folder.
+
+    Args:
+        folder (str): The folder.
+        role (str): What the folder holds, for error messages.
+
+    Returns:
+        dict[str, Path]: One path per stem.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f'--{role} {folder} is not a folder')
+    images: Dict[str, Path] = {}
+    for file in sorted(path.iterdir()):
+        if file.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if file.stem in images:
+            raise ValueError(f'--{role} {folder} has two images with the stem {file.stem!r} '
+                             f'({images[file.stem].name}, {file.name}): pairing by stem is '
+                             'ambiguous')
+        images[file.stem] = file
+    if not images:
+        raise FileNotFoundError(f'--{role} {folder} holds no images ({", ".join(IMAGE_SUFFIXES)})')
+    return images
+
+
+def pair_images(ir: Dict[str, Path], vi: Dict[str, Path],
+                fused: Dict[str, Path]) -> List[Tuple[str, Path, Path, Path]]:
+    """Pairs the three folders by stem, refusing any unmatched name.
+
+    Args:
+        ir (dict[str, Path]): Infrared images by stem.
+        vi (dict[str, Path]): Visible images by stem.
+        fused (dict[str, Path]): Fused images by stem.
+
+    Returns:
+        list[tuple[str, Path, Path, Path]]: (stem, fused, ir, vi) sorted by stem.
+    """
+    folders = {'fused': fused, 'ir': ir, 'vi': vi}
+    every = set(ir) | set(vi) | set(fused)
+    missing = {role: sorted(every - set(images)) for role, images in folders.items()}
+    missing = {role: names for role, names in missing.items() if names}
+    if missing:
+        lines = [f'  missing from --{role}: {", ".join(names)}' for role, names in missing.items()]
+        raise ValueError('images do not pair up by file stem:\n' + '\n'.join(lines))
+    return [(stem, fused[stem], ir[stem], vi[stem]) for stem in sorted(every)]
+
+
+def score(task: Tuple[str, Path, Path, Path, Sequence[str]]) -> Tuple[str, Dict[str, float]]:
+    """Reads one image triple and computes its metrics.
+
+    Args:
+        task (tuple): (stem, fused path, ir path, vi path, metric names).
+
+    Returns:
+        tuple[str, dict[str, float]]: The stem and its metric values.
+    """
+    stem, fused_path, ir_path, vi_path, metrics = task
+    fused, ir, vi = (imread_gray(str(p)) for p in (fused_path, ir_path, vi_path))
+    if not fused.shape == ir.shape == vi.shape:
+        raise ValueError(f'{stem}: sizes differ: {fused_path} is {fused.shape}, {ir_path} is '
+                         f'{ir.shape}, {vi_path} is {vi.shape}')
+    return stem, compute_fusion_metrics(fused, ir, vi, metrics)
+
+
+def main() -> None:
+    """Score the fused folder and report."""
+    args = parse_args()
+    start = time.perf_counter()
+    try:
+        pairs = pair_images(list_images(args.ir, 'ir'), list_images(args.vi, 'vi'),
+                            list_images(args.fused, 'fused'))
+        tasks = [(*pair, args.metrics) for pair in pairs]
+        workers = max(1, min(args.workers, len(tasks)))
+        if workers == 1:
+            scored = [score(task) for task in tasks]
+        else:
+            with multiprocessing.Pool(workers) as pool:
+                scored = pool.map(score, tasks, chunksize=1)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f'error: {error}')
+    seconds = time.perf_counter() - start
+    images = dict(scored)
+    means = {name: float(np.mean([values[name] for values in images.values()]))
+             for name in args.metrics}
+
+    table = PrettyTable(field_names=['image', *args.metrics])
+    table.align = 'r'
+    for stem, values in images.items():
+        table.add_row([stem, *(f'{values[name]:.4f}' for name in args.metrics)])
+    table.add_row(['mean', *(f'{means[name]:.4f}' for name in args.metrics)])
+    print(table.get_string())
+    print(f'{len(images)} images scored in {seconds:.2f} s with {workers} worker(s)')
+    if args.out:
+        result = dict(
+            ir=os.path.abspath(args.ir), vi=os.path.abspath(args.vi),
+            fused=os.path.abspath(args.fused), metrics=args.metrics,
+            reading='cv2.imread (BGR) -> cv2.COLOR_BGR2GRAY -> np.round, values 0..255',
+            notes=dict(MI='natural log (nats), MI(F, ir) + MI(F, vi)',
+                       SSIM_dr2='SSIM(F, ir) + SSIM(F, vi) with data_range=2 (published '
+                                'convention)',
+                       SSIM_dr255='SSIM(F, ir) + SSIM(F, vi) with data_range=255'),
+            images=images, means=means, seconds=seconds)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, 'w') as file:
+            json.dump(result, file, indent=1)
+        print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
