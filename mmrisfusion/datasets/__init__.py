@@ -1,8 +1,8 @@
 from .base_ris_dataset import BaseRISDataset, InvalidSampleError
 from .folder_datasets import IVIFFolderDataset, RISFolderDataset
-from .mm_ris import MMRISDataset, ParquetRowReader, parquet_files
-from .synthetic_mmris import (MM_RIS_COLUMNS, SyntheticMMRIS, make_synthetic_mmris,
-                              make_synthetic_splits, mm_ris_schema)
+from .mm_ris import MMRISDataset, ParquetRowReader, arrow_cache_file, parquet_files
+from .synthetic_mmris import (MM_RIS_COLUMNS, MMRISParquetWriter, SyntheticMMRIS,
+                              make_synthetic_mmris, make_synthetic_splits, mm_ris_schema)
 from .transforms import (LoadRISAnnotation, LoadRISImages, PackRISInputs,
                          RISPhotoMetricDistortion, RISRandomCrop, RISRandomFlip, RISResize,
                          RISResizePad, TokenizeText, decode_image, load_tokenizer, resize_array,
@@ -10,7 +10,8 @@ from .transforms import (LoadRISAnnotation, LoadRISImages, PackRISInputs,
 
 __all__ = [
     'BaseRISDataset', 'InvalidSampleError', 'MMRISDataset', 'RISFolderDataset',
-    'IVIFFolderDataset', 'ParquetRowReader', 'parquet_files', 'MM_RIS_COLUMNS',
+    'IVIFFolderDataset', 'ParquetRowReader', 'arrow_cache_file', 'parquet_files',
+    'MM_RIS_COLUMNS', 'MMRISParquetWriter',
     'SyntheticMMRIS', 'make_synthetic_mmris', 'make_synthetic_splits', 'mm_ris_schema',
     'LoadRISImages', 'LoadRISAnnotation', 'RISResize', 'RISResizePad', 'RISRandomCrop',
     'RISRandomFlip', 'RISPhotoMetricDistortion', 'TokenizeText', 'PackRISInputs',

@@ -1,6 +1,7 @@
 """The MM-RIS parquet dataset, read lazily and without copying image bytes per worker."""
 import bisect
 import glob
+import hashlib
 import logging
 import os
 import os.path as osp
@@ -53,35 +54,93 @@ def _import_pyarrow():
     return pq
 
 
-class ParquetRowReader:
-    """Random access to single rows of parquet files, one row group at a time.
+def arrow_cache_file(path: str, cache_dir: str) -> str:
+    """The memory-mappable Arrow IPC copy of the parquet file ``path`` in ``cache_dir``.
 
-    Parquet can only be decoded by row group, so a read decodes the row group that holds the
-    row and keeps the last ``cache_size`` of them (an LRU), which makes sequential reads
-    cheap and bounds memory: at most ``cache_size`` row groups of the requested columns per
-    process. Files are memory-mapped, so pages are shared through the OS page cache rather
-    than copied. Each process opens its own handles (see :meth:`MMRISDataset._reader`).
+    Written once (streamed batch by batch, so memory stays bounded even for a file stored as
+    one huge row group), named after the file's absolute path, size and modification time
+    so a changed file gets a new copy, and renamed into place atomically.
 
     Args:
-        files (Sequence[str]): Parquet files.
+        path (str): The parquet file.
+        cache_dir (str): Where the copies live (created if missing).
+
+    Returns:
+        str: The ``.arrow`` file.
+    """
+    import pyarrow as pa
+    pq = _import_pyarrow()
+    stat = os.stat(path)
+    key = f'{osp.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}'
+    name = f'{osp.splitext(osp.basename(path))[0]}-{hashlib.sha1(key.encode()).hexdigest()[:12]}'
+    target = osp.join(cache_dir, name + '.arrow')
+    if osp.isfile(target):
+        return target
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f'{target}.{os.getpid()}.tmp'
+    pf = pq.ParquetFile(path, memory_map=True)
+    with pa.OSFile(tmp, 'wb') as sink, \
+            pa.ipc.new_file(sink, pa.schema([pf.schema_arrow.field(c)
+                                              for c in BYTES_COLUMNS])) as writer:
+        for batch in pf.iter_batches(batch_size=64, columns=list(BYTES_COLUMNS),
+                                     use_threads=False):
+            writer.write_batch(batch)
+    os.replace(tmp, target)
+    return target
+
+
+class ParquetRowReader:
+    """Random access to single rows of parquet files (or of their Arrow IPC copies).
+
+    Parquet can only be decoded by row group, so a read decodes the row group that holds the
+    row and keeps the last ``cache_size`` of them (an LRU): sequential reads are cheap and
+    memory is bounded by ``cache_size`` row groups of the requested columns per process.
+    A file given as an Arrow IPC copy (``.arrow``, see :func:`arrow_cache_file`) is read
+    without decoding anything: its memory-mapped record batches are views into the page
+    cache, shared by every process, and one row costs the same whatever the row groups.
+    Each process opens its own handles (see :meth:`MMRISDataset._reader`).
+
+    Args:
+        files (Sequence[str]): Parquet files, or ``.arrow`` IPC copies of them.
         columns (Sequence[str]): Columns to read.
-        cache_size (int): Row groups kept per process. Defaults to 2.
+        cache_size (int): Parquet row groups kept per process. Defaults to 2.
     """
 
     def __init__(self, files: Sequence[str], columns: Sequence[str], cache_size: int = 2) -> None:
+        import pyarrow as pa
         pq = _import_pyarrow()
         self.columns = list(columns)
         self.cache_size = max(1, cache_size)
-        self._files = [pq.ParquetFile(f, memory_map=True) for f in files]
-        # first row of every row group, per file
-        self._starts = []
-        for pf in self._files:
-            starts, total = [], 0
-            for i in range(pf.metadata.num_row_groups):
-                starts.append(total)
-                total += pf.metadata.row_group(i).num_rows
-            self._starts.append(starts)
+        self._files: List[Any] = []
+        self._starts: List[List[int]] = []  # first row of every row group / batch, per file
+        for path in files:
+            if path.endswith('.arrow'):
+                reader = pa.ipc.open_file(pa.memory_map(path, 'r'))
+                batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+                sizes = [b.num_rows for b in batches]
+                self._files.append(batches)
+            else:
+                pf = pq.ParquetFile(path, memory_map=True)
+                sizes = [pf.metadata.row_group(i).num_rows
+                         for i in range(pf.metadata.num_row_groups)]
+                self._files.append(pf)
+            self._starts.append([sum(sizes[:i]) for i in range(len(sizes))])
         self._cache: 'OrderedDict[Tuple[int, int], Any]' = OrderedDict()
+
+    def _group(self, file_idx: int, group: int) -> Any:
+        source = self._files[file_idx]
+        if isinstance(source, list):  # memory-mapped IPC batches: nothing to decode
+            return source[group]
+        key = (file_idx, group)
+        table = self._cache.get(key)
+        if table is None:
+            table = source.read_row_group(group, columns=self.columns, use_threads=False)
+            self._cache[key] = table
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return table
 
     def read(self, file_idx: int, row: int) -> Dict[str, Any]:
         """The requested columns of row ``row`` of file ``file_idx``.
@@ -95,16 +154,7 @@ class ParquetRowReader:
         """
         starts = self._starts[file_idx]
         group = bisect.bisect_right(starts, row) - 1
-        key = (file_idx, group)
-        table = self._cache.get(key)
-        if table is None:
-            table = self._files[file_idx].read_row_group(group, columns=self.columns,
-                                                         use_threads=False)
-            self._cache[key] = table
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
+        table = self._group(file_idx, group)
         offset = row - starts[group]
         return {name: table.column(name)[offset].as_py() for name in self.columns}
 
@@ -136,7 +186,14 @@ class MMRISDataset(BaseRISDataset):
         data_path (str): A parquet file or a folder of them, relative to ``data_root``.
             Defaults to ''.
         data_root (str): Root folder joined to ``data_path``. Defaults to ''.
-        row_group_cache (int): Row groups each process keeps decoded. Defaults to 2.
+        row_group_cache (int): Parquet row groups each process keeps decoded.
+            Defaults to 2.
+        cache_dir (str, optional): Read through memory-mapped Arrow IPC copies of the
+            parquet files kept in this folder (written on first use, reused after): every
+            row then costs the same to read, whatever the files' row groups, and no process
+            decodes more than the row it reads. Worth it for files with large row groups
+            (the published files may hold few) and for many workers. Defaults to None
+            (read the parquet row groups directly).
         skip_invalid (bool): Log, count and drop invalid rows instead of raising.
             Defaults to False.
         metainfo (dict, optional): Overrides of :attr:`METAINFO`. Defaults to None.
@@ -155,6 +212,7 @@ class MMRISDataset(BaseRISDataset):
                  data_path: str = '',
                  data_root: str = '',
                  row_group_cache: int = 2,
+                 cache_dir: Optional[str] = None,
                  skip_invalid: bool = False,
                  metainfo: Optional[dict] = None,
                  pipeline: Optional[List[Any]] = None,
@@ -165,7 +223,9 @@ class MMRISDataset(BaseRISDataset):
                  max_refetch: int = 1000) -> None:
         self.data_path = data_path
         self.row_group_cache = row_group_cache
-        self.files: List[str] = []
+        self.cache_dir = cache_dir
+        self.files: List[str] = []  # the valid parquet files, in reading order
+        self.read_files: List[str] = []  # what the readers open: the files or their copies
         self._reader_cache: Optional[Tuple[int, ParquetRowReader]] = None
         super().__init__(
             skip_invalid=skip_invalid, ann_file='', metainfo=metainfo, data_root=data_root,
@@ -206,9 +266,9 @@ class MMRISDataset(BaseRISDataset):
             list[dict]: ``img_name``, ``text``, ``source``, ``file_idx``, ``row_idx``.
         """
         pq = _import_pyarrow()
-        self.files = parquet_files(self.full_data_path)
+        self.files, self.read_files = [], []
         data_list = []
-        for file_idx, path in enumerate(self.files):
+        for path in parquet_files(self.full_data_path):
             base = osp.basename(path)
             if osp.getsize(path) == 0:
                 self.record_invalid(InvalidSampleError(
@@ -231,12 +291,16 @@ class MMRISDataset(BaseRISDataset):
                 continue
             largest = max(pf.metadata.row_group(i).num_rows
                           for i in range(pf.metadata.num_row_groups))
-            if largest > LARGE_ROW_GROUP:
+            if largest > LARGE_ROW_GROUP and self.cache_dir is None:
                 print_log(f'MMRISDataset: {path} has row groups of up to {largest} rows; '
-                          'every random read decodes a whole row group. Rewrite it with '
-                          'small row groups for fast training: python '
-                          'tools/dataset_converters/mm_ris.py rechunk IN OUT',
+                          'every random read decodes a whole row group. Set cache_dir (a '
+                          'memory-mapped Arrow copy) or rewrite the file with small row '
+                          'groups: python tools/dataset_converters/mm_ris.py rechunk IN OUT',
                           logger='current', level=logging.WARNING)
+            file_idx = len(self.files)
+            self.files.append(path)
+            self.read_files.append(path if self.cache_dir is None else
+                                   arrow_cache_file(path, self.cache_dir))
             table = pf.read(columns=list(TEXT_COLUMNS), use_threads=False)
             names = table.column('image_name').to_pylist()
             texts = table.column('question').to_pylist()
@@ -260,7 +324,7 @@ class MMRISDataset(BaseRISDataset):
         """This process's reader: opened on first use, again after a fork."""
         pid = os.getpid()
         if self._reader_cache is None or self._reader_cache[0] != pid:
-            self._reader_cache = (pid, ParquetRowReader(self.files, list(BYTES_COLUMNS),
+            self._reader_cache = (pid, ParquetRowReader(self.read_files, list(BYTES_COLUMNS),
                                                         self.row_group_cache))
         return self._reader_cache[1]
 

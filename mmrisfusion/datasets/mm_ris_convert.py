@@ -9,7 +9,7 @@ import io
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 from .base_ris_dataset import InvalidSampleError
 from .folder_datasets import RISFolderDataset
 from .mm_ris import REQUIRED_COLUMNS, MMRISDataset, parquet_files
-from .synthetic_mmris import encode_npy, mm_ris_schema
+from .synthetic_mmris import MMRISParquetWriter, encode_npy
 
 _MAGIC = ((b'\x89PNG', '.png'), (b'\xff\xd8', '.jpg'), (b'BM', '.bmp'),
           (b'II*\x00', '.tif'), (b'MM\x00*', '.tif'))
@@ -110,14 +110,10 @@ def folder_to_parquet(data_root: str, out_file: str, ann_file: str = 'refs.jsonl
     Returns:
         int: Rows written.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     dataset = RISFolderDataset(ann_file=ann_file, data_root=data_root,
                                skip_invalid=skip_invalid, serialize_data=False)
-    schema = mm_ris_schema()
-    rows: Dict[str, list] = {c: [] for c in REQUIRED_COLUMNS}
     cache: Dict[str, bytes] = {}
-    with pq.ParquetWriter(out_file, schema) as writer:
+    with MMRISParquetWriter(out_file, row_group_size) as writer:
         for idx in range(len(dataset)):
             info = dataset.get_data_info(idx)
             for path in (info['vis_path'], info['ir_path'], info['seg_map_path']):
@@ -131,15 +127,8 @@ def folder_to_parquet(data_root: str, out_file: str, ann_file: str = 'refs.jsonl
             if mask is None or mask.ndim != 2:
                 raise InvalidSampleError(info['source'], info['img_name'],
                                          f'mask {info["seg_map_path"]!r} is not a 2-D image')
-            values = (info['img_name'], cache[info['vis_path']], cache[info['ir_path']],
-                      info['text'], encode_npy((mask > 0).astype(np.uint8)))
-            for column, value in zip(REQUIRED_COLUMNS, values):
-                rows[column].append(value)
-            if len(rows['image_name']) == row_group_size:
-                writer.write_table(pa.table(rows, schema=schema))
-                rows = {c: [] for c in REQUIRED_COLUMNS}
-        if rows['image_name']:
-            writer.write_table(pa.table(rows, schema=schema))
+            writer.write(info['img_name'], cache[info['vis_path']], cache[info['ir_path']],
+                         info['text'], encode_npy((mask > 0).astype(np.uint8)))
     return len(dataset)
 
 
@@ -147,7 +136,8 @@ def rechunk_parquet(src: str, out_file: str, row_group_size: int = 64) -> int:
     """Copy MM-RIS parquet (a file or a folder of parts) into one file with small row groups.
 
     Random access decodes one row group per sample; the published files may hold large
-    row groups, which makes every read decode many rows.
+    row groups, which makes every read decode many rows. Byte columns stored in Hugging
+    Face's image layout become plain binary, as in the official schema.
 
     Args:
         src (str): A parquet file or a folder of them.
@@ -159,21 +149,16 @@ def rechunk_parquet(src: str, out_file: str, row_group_size: int = 64) -> int:
     """
     import pyarrow.parquet as pq
     total = 0
-    schema = None
-    writer: Optional[pq.ParquetWriter] = None
-    try:
+    with MMRISParquetWriter(out_file, row_group_size) as writer:
         for path in parquet_files(src):
             pf = pq.ParquetFile(path, memory_map=True)
             for batch in pf.iter_batches(batch_size=row_group_size,
                                          columns=list(REQUIRED_COLUMNS)):
-                if writer is None:
-                    schema = batch.schema
-                    writer = pq.ParquetWriter(out_file, schema)
-                writer.write_batch(batch.cast(schema), row_group_size=row_group_size)
+                columns = [batch.column(c).to_pylist() for c in REQUIRED_COLUMNS]
+                for values in zip(*columns):
+                    writer.write(*(v.get('bytes') if isinstance(v, dict) else v
+                                   for v in values))
                 total += batch.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
     return total
 
 

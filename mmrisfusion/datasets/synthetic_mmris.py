@@ -437,6 +437,66 @@ def mm_ris_schema():
                       ('segmentation', pa.binary())])
 
 
+class MMRISParquetWriter:
+    """Write MM-RIS rows to parquet in row groups sized for random access.
+
+    A row group closes at ``row_group_size`` rows or ``row_group_bytes`` of data, whichever
+    comes first, since a random read decodes one whole row group. Image columns are stored
+    uncompressed (PNG/JPEG bytes do not compress further, and skipping the codec makes
+    reads cheaper); the other columns use snappy.
+
+    Args:
+        out_file (str): The parquet file to write.
+        row_group_size (int): Maximum rows per row group. Defaults to 64.
+        row_group_bytes (int): Maximum bytes per row group. Defaults to 4 MiB.
+    """
+
+    def __init__(self, out_file: str, row_group_size: int = 64,
+                 row_group_bytes: int = 4 << 20) -> None:
+        import pyarrow.parquet as pq
+        self.schema = mm_ris_schema()
+        self.row_group_size = row_group_size
+        self.row_group_bytes = row_group_bytes
+        self._writer = pq.ParquetWriter(
+            out_file, self.schema,
+            compression={'image_name': 'snappy', 'visible_image': 'none',
+                         'infrared_image': 'none', 'question': 'snappy',
+                         'segmentation': 'snappy'})
+        self._rows: Dict[str, list] = {name: [] for name in MM_RIS_COLUMNS}
+        self._bytes = 0
+        self.num_rows = 0
+
+    def write(self, image_name: str, visible_image: bytes, infrared_image: bytes,
+              question: str, segmentation: bytes) -> None:
+        """Add one row (the official columns, in order)."""
+        values = (image_name, visible_image, infrared_image, question, segmentation)
+        for name, value in zip(MM_RIS_COLUMNS, values):
+            self._rows[name].append(value)
+        self._bytes += len(visible_image) + len(infrared_image) + len(segmentation)
+        self.num_rows += 1
+        if len(self._rows['image_name']) >= self.row_group_size or \
+                self._bytes >= self.row_group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        if self._rows['image_name']:
+            self._writer.write_table(pa.table(self._rows, schema=self.schema))
+        self._rows = {name: [] for name in MM_RIS_COLUMNS}
+        self._bytes = 0
+
+    def close(self) -> None:
+        """Write the last row group and the footer."""
+        self._flush()
+        self._writer.close()
+
+    def __enter__(self) -> 'MMRISParquetWriter':
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def make_synthetic_mmris(out_file: str,
                          num_rows: int,
                          size: int = 128,
@@ -456,36 +516,25 @@ def make_synthetic_mmris(out_file: str,
         split (str): Split name, part of the seed, so splits differ. Defaults to 'train'.
         same_category_ratio (float): Share of scenes with two objects of one category.
             Defaults to 0.5.
-        row_group_size (int): Rows per parquet row group. Defaults to 64.
+        row_group_size (int): Maximum rows per parquet row group (groups also close at
+            4 MiB, see :class:`MMRISParquetWriter`). Defaults to 64.
 
     Returns:
         str: ``out_file``.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     if num_rows < 1:
         raise ValueError(f'num_rows must be positive, got {num_rows}')
     if not osp.isdir(osp.dirname(osp.abspath(out_file))):
         raise FileNotFoundError(f'The folder of {out_file!r} does not exist')
     gen = SyntheticMMRIS(size=size, seed=seed, same_category_ratio=same_category_ratio)
-    schema = mm_ris_schema()
-    columns: Dict[str, list] = {name: [] for name in MM_RIS_COLUMNS}
     encoded: Dict[str, Tuple[bytes, bytes]] = {}
-    with pq.ParquetWriter(out_file, schema) as writer:
+    with MMRISParquetWriter(out_file, row_group_size) as writer:
         for row in gen.iter_rows(num_rows, split):
             name = row['image_name']
             if name not in encoded:
                 encoded.clear()  # rows of one scene are consecutive
                 encoded[name] = (encode_png(row['vis']), encode_png(row['ir']))
-            vis_bytes, ir_bytes = encoded[name]
-            for key, value in zip(MM_RIS_COLUMNS, (name, vis_bytes, ir_bytes, row['question'],
-                                                   encode_npy(row['mask']))):
-                columns[key].append(value)
-            if len(columns['image_name']) == row_group_size:
-                writer.write_table(pa.table(columns, schema=schema))
-                columns = {name: [] for name in MM_RIS_COLUMNS}
-        if columns['image_name']:
-            writer.write_table(pa.table(columns, schema=schema))
+            writer.write(name, *encoded[name], row['question'], encode_npy(row['mask']))
     return out_file
 
 

@@ -232,3 +232,37 @@ def test_hugging_face_image_structs(tmp_path, tiny_parquet):
     ds = MMRISDataset(str(path), pipeline=LOAD)
     assert ds.get_data_info(3)['vis_bytes'] == read_rows(tiny_parquet)['visible_image'][3]
     assert ds[3]['vis'].shape == (64, 64, 3)
+
+
+def test_arrow_cache_reads_the_same_rows(tmp_path, tiny_parquet):
+    rows = read_rows(tiny_parquet)
+    one_group = tmp_path / 'one_group.parquet'
+    import pyarrow.parquet as pq
+    pq.write_table(pq.read_table(str(tiny_parquet)), str(one_group))  # a single row group
+    assert pq.ParquetFile(str(one_group)).metadata.num_row_groups == 1
+    cache = tmp_path / 'cache'
+    ds = MMRISDataset(str(one_group), cache_dir=str(cache), pipeline=LOAD)
+    copies = list(cache.iterdir())
+    assert len(copies) == 1 and copies[0].suffix == '.arrow'
+    assert ds.read_files == [str(copies[0])]
+    for idx in (0, 13, 23):
+        info = ds.get_data_info(idx)
+        assert info['vis_bytes'] == rows['visible_image'][idx]
+        assert info['seg_bytes'] == rows['segmentation'][idx]
+    assert ds[5]['gt_seg_map'].shape == (64, 64)
+    mtime = copies[0].stat().st_mtime_ns
+    MMRISDataset(str(one_group), cache_dir=str(cache))  # reused, not rewritten
+    assert [p.stat().st_mtime_ns for p in cache.iterdir()] == [mtime]
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2,
+                                         collate_fn=pseudo_collate)
+    assert sum(len(b['img_name']) for b in loader) == 24
+
+
+def test_writer_row_groups_are_bounded(tmp_path):
+    import pyarrow.parquet as pq
+
+    from mmrisfusion.datasets import make_synthetic_mmris
+    path = make_synthetic_mmris(str(tmp_path / 'x.parquet'), 20, size=48, row_group_size=6)
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [6, 6, 6, 2]
+    assert meta.row_group(0).column(1).compression == 'UNCOMPRESSED'

@@ -40,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2])
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--tokenizer', help='local tokenizer folder (overrides the config)')
+    parser.add_argument('--cache-dir', help='read through memory-mapped Arrow copies kept '
+                        'here (MMRISDataset cache_dir)')
     parser.add_argument('--out', help='write the figures to this JSON file')
     return parser.parse_args(argv)
 
@@ -93,6 +95,8 @@ def main(argv=None) -> List[dict]:
             print(f'synthetic MM-RIS: {args.rows} rows at {args.size} px in '
                   f'{time.perf_counter() - start:.1f} s')
         ds_cfg.update(data_root='', data_path=data)
+        if args.cache_dir:
+            ds_cfg.update(cache_dir=args.cache_dir)
         dataset = DATASETS.build(ds_cfg)
         results = []
         for workers in args.workers:
@@ -103,6 +107,7 @@ def main(argv=None) -> List[dict]:
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(config=args.config, rows=args.rows, size=args.size,
+                           cache_dir=args.cache_dir,
                            batch_size=args.batch_size, cpus=os.cpu_count(),
                            machine=platform.processor() or platform.machine(),
                            results=results), f, indent=2)
