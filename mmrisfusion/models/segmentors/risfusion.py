@@ -1,0 +1,323 @@
+"""RIS-FUSION: a text-conditioned fuser cascaded into a language-aware segmentation network."""
+from typing import Dict, List, Tuple
+
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.utils import add_prefix
+from torch import Tensor, nn
+
+from mmrisfusion.registry import MODELS
+from mmrisfusion.structures import RISDataSample
+from mmrisfusion.utils.typing_utils import (ConfigType, OptConfigType, OptMultiConfig,
+                                            OptSampleList, SampleList)
+from ..losses import fusion_luma
+from ..utils.color import denormalize
+
+INPUT_KEYS = ('vis', 'ir', 'token_ids', 'token_mask')
+# The fuser's statistics (0..1 scale) tell how to de-normalise its inputs and output.
+NORM_STATS = ('mean_vis', 'std_vis', 'mean_ir', 'std_ir')
+
+
+@MODELS.register_module()
+class RISFusion(BaseSegmentor):
+    """Text -> fuser -> language-aware backbone -> decode head, trained with one loss.
+
+    The referring expression steers both the fusion of the infrared and visible images and
+    the segmentation of the fused image; the fusion terms keep the fused image faithful to
+    both sources while the segmentation loss makes it useful for the referred object.
+
+    Call graph (``inputs`` is the data preprocessor's dict)::
+
+        loss(inputs, data_samples)
+          text_encoder(token_ids, token_mask)        -> text_feats (B,T,D), text_mask (B,T)
+          fuser(vis, ir, text_feats, text_mask)      -> fused (B,3,H,W), VIS-normalised
+          backbone(fused, text_feats, text_mask)     -> 4 maps (B,C_i,H/2^(i+2),W/2^(i+2))
+          decode_head.loss(maps, data_samples)       -> decode.loss_* (e.g. Dice)
+          loss_fusion(fused, vis, ir)                -> fusion.loss_* = lambda * w_k * term_k
+        predict(inputs, data_samples)
+          encode_decode -> (same path) -> decode_head.predict -> logits at the input size
+          postprocess_result -> pred_sem_seg, seg_logits (unpadded, at ori_shape or,
+                                with test_cfg.output_shape='img_shape', at the network's
+                                resolution as the published evaluation)
+          + pred_fused (3,h,w) in [0,1] (unpadded, at the network's resolution)
+        _forward(inputs) -> logits (B,2,H,W) at the input size
+        forward_with_text_feats(vis, ir, text_feats, text_mask)
+          -> (fused, backbone maps, logits): the network without the text encoder, as the
+             published code runs it; used to compare with the published outputs.
+
+    Every mode fuses with the text. (The published validation calls the fuser without the
+    text and crashes; evaluation here runs the network as it was trained.)
+
+    Args:
+        text_encoder (dict): Config of the text encoder, e.g. ``HFTextEncoder``.
+        fuser (dict): Config of the fuser, e.g. ``UNetFuser``.
+        backbone (dict): Config of the language-aware backbone, e.g. ``LAVTSwinTransformer``.
+        decode_head (dict): Config of the decode head (mmseg ``BaseDecodeHead``, 2 classes).
+        fusion_losses (dict | list[dict], optional): Fusion loss terms, each called as
+            ``term(fused_y, vis_y, ir_y)`` on the luma in [0, 1] of the de-normalised images
+            and weighted by its own ``loss_weight``; each needs a distinct ``loss_name``.
+            Defaults to None (no fusion loss: the fuser learns from the segmentation alone).
+        fusion_loss_weight (float): lambda, the factor on every fusion term.
+            Defaults to 3.0.
+        train_cfg (dict, optional): Passed to the decode head's ``loss``. Defaults to None.
+        test_cfg (dict, optional): Passed to the decode head's ``predict``; its
+            ``output_shape`` ('ori_shape' or 'img_shape') sets the resolution of the
+            predicted masks (:meth:`postprocess_result`). Defaults to None ('ori_shape').
+        data_preprocessor (dict, optional): Config of the data preprocessor, e.g.
+            ``RISDataPreProcessor``. Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 text_encoder: ConfigType,
+                 fuser: ConfigType,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 fusion_losses: OptMultiConfig = None,
+                 fusion_loss_weight: float = 3.0,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.text_encoder = MODELS.build(text_encoder)
+        self.fuser = MODELS.build(fuser)
+        self.backbone = MODELS.build(backbone)
+        self.decode_head = MODELS.build(decode_head)
+        self.align_corners = self.decode_head.align_corners
+        self.num_classes = self.decode_head.num_classes
+        self.out_channels = self.decode_head.out_channels
+
+        if isinstance(fusion_losses, dict):
+            fusion_losses = [fusion_losses]
+        self.fusion_losses = nn.ModuleList(MODELS.build(cfg) for cfg in fusion_losses or [])
+        names = [term.loss_name for term in self.fusion_losses]
+        if len(set(names)) != len(names):
+            raise ValueError(f'RISFusion: fusion_losses need distinct loss_name values, got '
+                             f'{names}')
+        self.fusion_loss_weight = fusion_loss_weight
+        missing = [name for name in NORM_STATS
+                   if not isinstance(getattr(self.fuser, name, None), Tensor)]
+        if missing:
+            raise AttributeError(
+                f'RISFusion: the fuser {type(self.fuser).__name__} must expose the '
+                f'normalisation of its inputs as tensors {NORM_STATS} (0..1 scale, as '
+                f'UNetFuser does); missing {missing}')
+
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg
+
+    @staticmethod
+    def _check_inputs(inputs: dict) -> None:
+        """Raise a clear error unless ``inputs`` is the preprocessor's dict."""
+        if not isinstance(inputs, dict) or any(k not in inputs for k in INPUT_KEYS):
+            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise KeyError(f'RISFusion expects inputs as a dict with keys {INPUT_KEYS} (what '
+                           f'RISDataPreProcessor gives), got {got}')
+
+    def _run_network(self, inputs: dict) -> Tuple[Tensor, Tuple[Tensor, ...]]:
+        """Text encoder, fuser and backbone: the fused image and the decoder's inputs."""
+        self._check_inputs(inputs)
+        text_feats, text_mask = self.text_encoder(inputs['token_ids'], inputs['token_mask'])
+        fused = self.fuser(inputs['vis'], inputs['ir'], text_feats, text_mask)
+        return fused, self.backbone(fused, text_feats, text_mask)
+
+    def _logits(self, feats: Tuple[Tensor, ...], size: Tuple[int, int]) -> Tensor:
+        """Decode the backbone maps into logits bilinearly resized to ``size``."""
+        metas = [dict(img_shape=size, pad_shape=size)]
+        return self.decode_head.predict(feats, metas, self.test_cfg)
+
+    def forward_with_text_feats(self, vis: Tensor, ir: Tensor, text_feats: Tensor,
+                                text_mask: Tensor) -> Tuple[Tensor, Tuple[Tensor, ...], Tensor]:
+        """Run the network on given word features, bypassing the text encoder.
+
+        The published code computes the word features outside its networks; this entry
+        point takes them directly, so its outputs can be compared with the published ones
+        (``tools/analysis_tools/check_reference.py``). The name and the outputs are stable.
+
+        Args:
+            vis (Tensor): Normalised visible images (B, 3, H, W).
+            ir (Tensor): Normalised infrared images (B, C, H, W).
+            text_feats (Tensor): Word features (B, T, D).
+            text_mask (Tensor): (B, T), 1 for words and 0 for padding.
+
+        Returns:
+            tuple: ``fused`` (B, 3, H, W), the fused image normalised with the VIS
+            statistics; ``feats``, the backbone's maps (the decoder's inputs); ``logits``
+            (B, num_classes, H, W) at the input size.
+        """
+        fused = self.fuser(vis, ir, text_feats, text_mask)
+        feats = self.backbone(fused, text_feats, text_mask)
+        return fused, feats, self._logits(feats, tuple(vis.shape[2:]))
+
+    def fusion_lumas(self, fused: Tensor, vis: Tensor, ir: Tensor) -> Tuple[Tensor, ...]:
+        """Luma in [0, 1] of the de-normalised fused, VIS and IR images.
+
+        The statistics are the fuser's own (persistent buffers, so they travel with a
+        checkpoint): the fused image is de-normalised with the VIS ones, as the fuser
+        normalises it.
+
+        Args:
+            fused (Tensor): Fused images (B, 3, H, W), normalised with the VIS statistics.
+            vis (Tensor): Normalised visible images (B, 3, H, W).
+            ir (Tensor): Normalised infrared images (B, C, H, W).
+
+        Returns:
+            tuple[Tensor]: ``fused_y``, ``vis_y``, ``ir_y``, each (B, 1, H, W).
+        """
+        fuser = self.fuser
+        return fusion_luma(fused, vis, ir, fuser.mean_vis, fuser.std_vis, fuser.mean_ir,
+                           fuser.std_ir)
+
+    def loss_fusion(self, fused: Tensor, vis: Tensor, ir: Tensor) -> Dict[str, Tensor]:
+        """The fusion terms, each already multiplied by lambda and its own weight.
+
+        Args:
+            fused (Tensor): Fused images (B, 3, H, W), normalised with the VIS statistics.
+            vis (Tensor): Normalised visible images (B, 3, H, W).
+            ir (Tensor): Normalised infrared images (B, C, H, W).
+
+        Returns:
+            dict[str, Tensor]: ``{term.loss_name: lambda * term(fused_y, vis_y, ir_y)}``.
+        """
+        fused_y, vis_y, ir_y = self.fusion_lumas(fused, vis, ir)
+        return {term.loss_name: self.fusion_loss_weight * term(fused_y, vis_y, ir_y)
+                for term in self.fusion_losses}
+
+    def extract_feat(self, inputs: dict) -> Tuple[Tensor, ...]:
+        """The backbone's maps of the fused image.
+
+        Args:
+            inputs (dict): The preprocessor's dict (``vis``, ``ir``, ``token_ids``,
+                ``token_mask``).
+
+        Returns:
+            tuple[Tensor]: The decoder's inputs.
+        """
+        return self._run_network(inputs)[1]
+
+    def encode_decode(self, inputs: dict, batch_img_metas: List[dict]) -> Tensor:
+        """Logits at the (padded) input size.
+
+        Args:
+            inputs (dict): The preprocessor's dict.
+            batch_img_metas (list[dict]): Metainfo of the samples (unused: the logits are
+                resized to the batch's input size, which covers every sample).
+
+        Returns:
+            Tensor: Logits (B, num_classes, H, W).
+        """
+        return self._logits(self.extract_feat(inputs), tuple(inputs['vis'].shape[2:]))
+
+    def loss(self, inputs: dict, data_samples: SampleList) -> Dict[str, Tensor]:
+        """Segmentation loss of the decode head plus the weighted fusion terms.
+
+        Args:
+            inputs (dict): The preprocessor's dict.
+            data_samples (list[RISDataSample]): Samples with ``gt_sem_seg``.
+
+        Returns:
+            dict[str, Tensor]: ``decode.loss_*`` (and ``decode.acc_seg``) and
+            ``fusion.loss_*``; their sum (mmengine adds every ``loss`` key) is the total.
+        """
+        fused, feats = self._run_network(inputs)
+        losses = add_prefix(self.decode_head.loss(feats, data_samples, self.train_cfg),
+                            'decode')
+        losses.update(add_prefix(self.loss_fusion(fused, inputs['vis'], inputs['ir']),
+                                 'fusion'))
+        return losses
+
+    def predict(self, inputs: dict, data_samples: OptSampleList = None) -> SampleList:
+        """Predict the mask of the referred object and the fused image.
+
+        Args:
+            inputs (dict): The preprocessor's dict.
+            data_samples (list[RISDataSample], optional): Samples with metainfo
+                (``ori_shape``, ``img_shape``, ``padding_size``, flips). Defaults to None
+                (no padding, no resizing).
+
+        Returns:
+            list[RISDataSample]: The given samples (or new ones) with ``seg_logits`` and
+            ``pred_sem_seg`` (see :meth:`postprocess_result`) and ``pred_fused``, the fused
+            image (3, h, w) in [0, 1] without padding, at the network's resolution.
+        """
+        fused, feats = self._run_network(inputs)
+        seg_logits = self._logits(feats, tuple(inputs['vis'].shape[2:]))
+        if data_samples is None:
+            shape = tuple(seg_logits.shape[2:])
+            data_samples = [RISDataSample(metainfo=dict(ori_shape=shape, img_shape=shape))
+                            for _ in range(seg_logits.shape[0])]
+        fused_rgb = denormalize(fused, self.fuser.mean_vis, self.fuser.std_vis)
+        for sample, image in zip(data_samples, fused_rgb):
+            sample.pred_fused = PixelData(data=self._unpad(image[None], sample.metainfo)[0])
+        return self.postprocess_result(seg_logits, data_samples)
+
+    def postprocess_result(self, seg_logits: Tensor,
+                           data_samples: OptSampleList = None) -> SampleList:
+        """Remove the padding, undo flips, resize and take the argmax over the classes.
+
+        ``test_cfg.output_shape`` chooses the resolution of ``seg_logits`` and
+        ``pred_sem_seg``: ``'ori_shape'`` (the default, as mmseg: back to the original
+        image size, to compare with a mask loaded at that size) or ``'img_shape'`` (the
+        network's resolution without padding: the published evaluation, which compares
+        with the mask resized by the pipeline, 480x480 for MM-RIS).
+
+        Args:
+            seg_logits (Tensor): Logits (B, num_classes, H, W) at the padded input size.
+            data_samples (list[RISDataSample], optional): Samples with metainfo. Defaults
+                to None (new samples, logits kept as they are).
+
+        Returns:
+            list[RISDataSample]: Samples with ``seg_logits`` and ``pred_sem_seg`` (1, h, w).
+        """
+        if data_samples is None:
+            return super().postprocess_result(seg_logits, None)
+        output_shape = (self.test_cfg or {}).get('output_shape', 'ori_shape')
+        if output_shape not in ('ori_shape', 'img_shape'):
+            raise ValueError("RISFusion: test_cfg.output_shape must be 'ori_shape' or "
+                             f"'img_shape', got {output_shape!r}")
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            logits = self._unpad(seg_logits[i:i + 1], meta)
+            size = tuple(meta.get(output_shape, logits.shape[2:]))[:2]
+            if tuple(logits.shape[2:]) != size:
+                logits = F.interpolate(logits, size=size, mode='bilinear',
+                                       align_corners=self.align_corners)
+            logits = logits[0]
+            sample.set_data(dict(seg_logits=PixelData(data=logits),
+                                 pred_sem_seg=PixelData(data=logits.argmax(0, keepdim=True))))
+        return data_samples
+
+    @staticmethod
+    def _unpad(images: Tensor, meta: dict) -> Tensor:
+        """Remove the padding (pipeline and batch) and undo a test-time flip.
+
+        Args:
+            images (Tensor): One sample's maps (1, C, H, W) at the padded input size.
+            meta (dict): The sample's metainfo (``padding_size`` as left, right, top,
+                bottom; ``flip``, ``flip_direction``).
+
+        Returns:
+            Tensor: (1, C, h, w).
+        """
+        left, right, top, bottom = meta.get('img_padding_size',
+                                            meta.get('padding_size', (0, 0, 0, 0)))
+        height, width = images.shape[-2:]
+        images = images[..., top:height - bottom, left:width - right]
+        if meta.get('flip', False):
+            images = images.flip(dims=(-1, ) if meta['flip_direction'] == 'horizontal'
+                                 else (-2, ))
+        return images
+
+    def _forward(self, inputs: dict, data_samples: OptSampleList = None) -> Tensor:
+        """Logits at the input size, without post-processing.
+
+        Args:
+            inputs (dict): The preprocessor's dict.
+            data_samples (list[RISDataSample], optional): Unused. Defaults to None.
+
+        Returns:
+            Tensor: Logits (B, num_classes, H, W).
+        """
+        return self.encode_decode(inputs, [])

@@ -1,0 +1,246 @@
+"""RISFusion: every mode, the loss wiring, the fused output and the train/val steps."""
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import PixelData
+
+from mmrisfusion.models.segmentors import RISFusion
+from mmrisfusion.registry import MODELS
+from mmrisfusion.structures import RISDataSample
+from mmrisfusion.utils import register_all_modules
+
+TINY_CONFIG = Path(__file__).resolve().parents[3] / 'configs/risfusion/risfusion_tiny_test.py'
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+LAMBDA = 3.0
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine more threads make tiny ops 20x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def cfg():
+    register_all_modules()
+    return Config.fromfile(str(TINY_CONFIG))
+
+
+@pytest.fixture()
+def model(cfg):
+    torch.manual_seed(0)
+    return MODELS.build(copy.deepcopy(cfg.model))
+
+
+def _raw_batch(size=64, batch=2, pad=(0, 0), ori_shape=None):
+    """What the dataloader gives: uint8 images and packed samples with tokens and masks."""
+    gen = torch.Generator().manual_seed(1)
+    vis = [torch.randint(0, 256, (3, size, size), generator=gen, dtype=torch.uint8)
+           for _ in range(batch)]
+    ir = [torch.randint(0, 256, (1, size, size), generator=gen,
+                        dtype=torch.uint8).expand(3, -1, -1).clone() for _ in range(batch)]
+    samples = []
+    for b in range(batch):
+        sample = RISDataSample()
+        seg = torch.zeros(1, size, size, dtype=torch.long)
+        seg[:, 10 + 5 * b:40, 12:50 - 4 * b] = 1
+        sample.gt_sem_seg = PixelData(data=seg)
+        ids = torch.zeros(20, dtype=torch.long)
+        mask = torch.zeros(20, dtype=torch.long)
+        n = 6 + 4 * b
+        ids[:n] = torch.randint(1000, 3000, (n, ), generator=gen)
+        mask[:n] = 1
+        sample.token_ids, sample.token_mask = ids, mask
+        sample.text = f'expression {b}'
+        sample.set_metainfo(dict(img_name=f'{b}.png', ori_shape=ori_shape or (size, size),
+                                 img_shape=(size - pad[0], size - pad[1]),
+                                 pad_shape=(size, size),
+                                 padding_size=(0, pad[1], 0, pad[0])))
+        samples.append(sample)
+    return dict(inputs=dict(vis=vis, ir=ir), data_samples=samples)
+
+
+def _preprocessed(model, **kwargs):
+    return model.data_preprocessor(_raw_batch(**kwargs), True)
+
+
+def _luma(x, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    rgb = (x * std + mean).clamp(0, 1)
+    return 0.299 * rgb[:, :1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:]
+
+
+def test_loss_mode_keys_values_and_gradients(model):
+    data = _preprocessed(model)
+    model.eval()  # no dropout and fixed BN statistics, so the check below sees one fusion
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'decode.loss_dice', 'decode.acc_seg', 'fusion.loss_ssim_vis',
+                           'fusion.loss_mse_vis', 'fusion.loss_mse_ir',
+                           'fusion.loss_sobel_ir', 'fusion.loss_grad'}
+    # The MSE terms by hand: lambda * w * mean((Yf - Ysrc)^2) on the de-normalised lumas.
+    text_feats, text_mask = model.text_encoder(data['inputs']['token_ids'],
+                                               data['inputs']['token_mask'])
+    vis, ir = data['inputs']['vis'], data['inputs']['ir']
+    fused = model.fuser(vis, ir, text_feats, text_mask)
+    fy, vy, iy = _luma(fused), _luma(vis), _luma(ir)
+    torch.testing.assert_close(losses['fusion.loss_mse_vis'],
+                               LAMBDA * 0.5 * ((fy - vy)**2).mean())
+    torch.testing.assert_close(losses['fusion.loss_mse_ir'],
+                               LAMBDA * 2.0 * ((fy - iy)**2).mean())
+
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    no_grad = {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
+    # Only the last stage's language gate is unused: as in LAVT, it updates X after the last
+    # stage, where nothing reads X any more (hence find_unused_parameters=True for DDP).
+    assert no_grad == {'backbone.lang_gates.3.fc1.weight', 'backbone.lang_gates.3.fc2.weight'}
+
+
+def test_fusion_loss_trains_fuser_and_text_but_not_segmentation(model):
+    data = _preprocessed(model)
+    inputs = data['inputs']
+    model.train()
+    fused, _ = model._run_network(inputs)
+    sum(model.loss_fusion(fused, inputs['vis'], inputs['ir']).values()).backward()
+    assert all(p.grad is None for p in model.decode_head.parameters())
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fuser.parameters())
+    # The words steer the fusion, so the fusion loss reaches the text encoder too.
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.text_encoder.parameters())
+
+
+@pytest.mark.parametrize('output_shape, mask_shape', [('img_shape', (56, 48)),
+                                                      ('ori_shape', (112, 96))])
+def test_predict_mode_crops_padding_and_returns_fused(model, output_shape, mask_shape):
+    data = _preprocessed(model, pad=(8, 16), ori_shape=(112, 96))  # 56x48 padded to 64x64
+    model.test_cfg = dict(output_shape=output_shape)
+    model.eval()
+    with torch.no_grad():
+        results = model(**data, mode='predict')
+        fused, feats = model._run_network(data['inputs'])
+        logits = model._logits(feats, (64, 64))
+    assert len(results) == 2
+    for b, sample in enumerate(results):
+        assert isinstance(sample, RISDataSample)
+        assert sample.text == f'expression {b}'
+        assert sample.pred_sem_seg.data.shape == (1, *mask_shape)
+        assert sample.seg_logits.data.shape == (2, *mask_shape)
+        assert torch.equal(sample.pred_sem_seg.data[0], sample.seg_logits.data.argmax(0))
+        unpadded = logits[b:b + 1, :, :56, :48]
+        if output_shape == 'ori_shape':
+            unpadded = F.interpolate(unpadded, size=mask_shape, mode='bilinear',
+                                     align_corners=True)
+        torch.testing.assert_close(sample.seg_logits.data, unpadded[0])
+        # the fused image stays at the network's resolution, without the padding
+        image = sample.pred_fused.data
+        assert image.shape == (3, 56, 48)
+        assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+        expected = (fused[b:b + 1] * IMAGENET_STD + IMAGENET_MEAN).clamp(0, 1)[0, :, :56, :48]
+        torch.testing.assert_close(image, expected)
+
+
+def test_predict_undoes_a_horizontal_flip(model):
+    data = _preprocessed(model)
+    for sample in data['data_samples']:
+        sample.set_metainfo(dict(flip=True, flip_direction='horizontal'))
+    model.eval()
+    with torch.no_grad():
+        results = model.predict(data['inputs'], data['data_samples'])
+        fused, _ = model._run_network(data['inputs'])
+        logits = model(data['inputs'], mode='tensor')
+    torch.testing.assert_close(results[0].seg_logits.data, logits[0].flip(-1))
+    expected = (fused[:1] * IMAGENET_STD + IMAGENET_MEAN).clamp(0, 1)[0].flip(-1)
+    torch.testing.assert_close(results[0].pred_fused.data, expected)
+
+
+def test_bad_output_shape(model):
+    model.test_cfg = dict(output_shape='pad_shape')
+    model.eval()
+    with torch.no_grad(), pytest.raises(ValueError, match='output_shape'):
+        model(**_preprocessed(model), mode='predict')
+
+
+def test_predict_without_samples_and_tensor_mode(model):
+    data = _preprocessed(model)
+    model.eval()
+    with torch.no_grad():
+        logits = model(data['inputs'], mode='tensor')
+        results = model.predict(data['inputs'])
+    assert logits.shape == (2, 2, 64, 64)
+    torch.testing.assert_close(results[1].seg_logits.data, logits[1])
+    assert torch.equal(results[1].pred_sem_seg.data[0], logits[1].argmax(0))
+    assert results[0].pred_fused.data.shape == (3, 64, 64)
+
+
+def test_evaluation_fuses_with_the_text(model):
+    """The published validation forgot the text; here the words change the fused image."""
+    data = _preprocessed(model)
+    model.eval()
+    other = dict(data['inputs'])
+    other['token_ids'] = torch.flip(other['token_ids'], dims=[0])
+    other['token_mask'] = torch.flip(other['token_mask'], dims=[0])
+    with torch.no_grad():
+        a = model.predict(data['inputs'])[0].pred_fused.data
+        again = model.predict(data['inputs'])[0].pred_fused.data
+        b = model.predict(other)[0].pred_fused.data
+    assert torch.equal(a, again)  # deterministic, so any difference comes from the words
+    # (small at random initialisation: the FiLM scale is 0.1 and the gates start near 0.5)
+    assert not torch.equal(a, b)
+
+
+def test_forward_with_text_feats_matches_the_full_path(model):
+    data = _preprocessed(model)
+    inputs = data['inputs']
+    model.eval()
+    with torch.no_grad():
+        text_feats, text_mask = model.text_encoder(inputs['token_ids'], inputs['token_mask'])
+        fused, feats, logits = model.forward_with_text_feats(inputs['vis'], inputs['ir'],
+                                                             text_feats, text_mask)
+        torch.testing.assert_close(logits, model(inputs, mode='tensor'))
+    assert fused.shape == (2, 3, 64, 64)
+    assert [f.shape[1:] for f in feats] == [(16, 16, 16), (32, 8, 8), (64, 4, 4), (128, 2, 2)]
+
+
+def test_train_step_and_val_step(cfg, model):
+    optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    log_vars = model.train_step(_raw_batch(), optim_wrapper)
+    assert 'loss' in log_vars and torch.isfinite(log_vars['loss'])
+    for part in ('text_encoder.', 'fuser.', 'backbone.', 'decode_head.'):
+        changed = [k for k, v in model.state_dict().items()
+                   if k.startswith(part) and v.is_floating_point() and
+                   not torch.equal(v, before[k])]
+        assert changed, f'{part} was not updated'
+    outputs = model.val_step(_raw_batch())
+    assert len(outputs) == 2 and 'pred_fused' in outputs[0] and 'pred_sem_seg' in outputs[0]
+    assert len(model.test_step(_raw_batch())) == 2
+
+
+def test_errors(cfg, model):
+    with pytest.raises(KeyError, match='token_ids'):
+        model({'vis': torch.zeros(1, 3, 64, 64)}, mode='tensor')
+    bad = copy.deepcopy(cfg.model)
+    bad.fusion_losses = [dict(type='LumaMSELoss', source='vis'),
+                         dict(type='LumaMSELoss', source='vis')]
+    with pytest.raises(ValueError, match='distinct loss_name'):
+        MODELS.build(bad)
+    bad = copy.deepcopy(cfg.model)
+    bad.fuser = dict(type=torch.nn.Identity)
+    with pytest.raises(AttributeError, match='mean_vis'):
+        MODELS.build(bad)
+
+
+def test_built_without_a_config(cfg):
+    parts = {k: copy.deepcopy(cfg.model[k])
+             for k in ('text_encoder', 'fuser', 'backbone', 'decode_head', 'fusion_losses')}
+    model = RISFusion(**parts, data_preprocessor=dict(type='RISDataPreProcessor'))
+    assert isinstance(model, RISFusion) and model.fusion_loss_weight == LAMBDA
