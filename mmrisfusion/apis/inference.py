@@ -8,6 +8,7 @@ from typing import Any, List, NamedTuple, Optional, Sequence, Union
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
@@ -25,8 +26,8 @@ class RISResult(NamedTuple):
     """What :func:`inference_model` returns for one sample.
 
     Attributes:
-        fused (np.ndarray | None): ``(H, W, 3)`` uint8 RGB fused image; None for a model
-            that does not fuse.
+        fused (np.ndarray | None): ``(H, W, 3)`` uint8 RGB fused image at the input's
+            original size; None for a model that does not fuse.
         mask (np.ndarray | None): ``(H, W)`` bool mask of the referred object at the input's
             original size; None for a fusion-only model.
         logits (torch.Tensor | None): ``(num_classes, H, W)`` segmentation logits at the
@@ -166,14 +167,18 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
 
 
 def _pipeline_config(cfg: Config) -> list:
-    """The test pipeline of a config: ``test_pipeline`` or the test dataset's pipeline."""
-    if cfg.get('test_pipeline') is not None:
-        return copy.deepcopy(list(cfg.test_pipeline))
-    try:
-        return copy.deepcopy(list(cfg.test_dataloader.dataset.pipeline))
-    except AttributeError as e:
-        raise KeyError(f'config {cfg.filename} has neither `test_pipeline` nor '
-                       '`test_dataloader.dataset.pipeline`') from e
+    """The pipeline evaluation runs: the test dataset's, else the config's ``test_pipeline``.
+
+    The dataset's pipeline comes first: a leaf config may redefine it without touching the
+    ``test_pipeline`` variable inherited from its base.
+    """
+    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
+    if pipeline is None:
+        pipeline = cfg.get('test_pipeline')
+    if pipeline is None:
+        raise KeyError(f'config {cfg.filename} has neither `test_dataloader.dataset.pipeline` '
+                       'nor `test_pipeline`')
+    return copy.deepcopy(list(pipeline))
 
 
 def _image_entry(image: ImageInput, key: str, gray: bool) -> dict:
@@ -207,9 +212,9 @@ def _image_entry(image: ImageInput, key: str, gray: bool) -> dict:
 
 
 def _is_annotation_loader(transform_cfg: dict) -> bool:
-    """Whether a pipeline step loads ground truth (skipped: inference has none)."""
-    name = str(transform_cfg.get('type', ''))
-    return 'Annotation' in name or name in ('LoadSegMap', 'LoadRISMask', 'LoadMask')
+    """Whether a pipeline step loads ground truth (``LoadRISAnnotation``, mmseg's
+    ``LoadAnnotations``): skipped, inference has none."""
+    return 'Annotation' in str(transform_cfg.get('type', ''))
 
 
 def inference_model(model: nn.Module, vis: Union[ImageInput, Sequence[ImageInput]],
@@ -260,18 +265,40 @@ def inference_model(model: nn.Module, vis: Union[ImageInput, Sequence[ImageInput
         samples.append(pipeline(results))
     with torch.no_grad():
         outputs = model.test_step(pseudo_collate(samples))
-    results = [_to_result(sample) for sample in outputs]
+    align_corners = bool(getattr(model, 'align_corners', False))
+    results = [_to_result(sample, align_corners) for sample in outputs]
     return results if is_batch else results[0]
 
 
-def _to_result(sample: RISDataSample) -> RISResult:
-    """Unpack a predicted sample into numpy images and the logits."""
+def _to_result(sample: RISDataSample, align_corners: bool) -> RISResult:
+    """Unpack a predicted sample into numpy images and logits at the original size.
+
+    A config may evaluate at the network's resolution (``test_cfg.output_shape='img_shape'``,
+    the published MM-RIS protocol) and the fused image is always at that resolution, often a
+    square that ignores the aspect ratio. A user of one pair wants the original geometry, so
+    logits and fused image are resized (bilinear) to ``ori_shape`` and the mask is the
+    argmax of the resized logits, as mmseg's post-processing does.
+    """
     from mmrisfusion.visualization.draw import to_binary_mask, to_uint8_image
+    ori_shape = tuple(sample.metainfo.get('ori_shape', ()))[:2]
+
+    def to_original(image: torch.Tensor) -> torch.Tensor:
+        if not ori_shape or tuple(image.shape[-2:]) == ori_shape:
+            return image
+        return F.interpolate(image[None].float(), size=ori_shape, mode='bilinear',
+                             align_corners=align_corners)[0]
+
     fused = getattr(sample, 'pred_fused', None)
-    pred = getattr(sample, 'pred_sem_seg', None)
     logits = getattr(sample, 'seg_logits', None)
+    pred = getattr(sample, 'pred_sem_seg', None)
+    mask = None if pred is None else to_binary_mask(pred.data)
+    if logits is not None:
+        logits = to_original(logits.data.detach().cpu())
+        # Two classes: argmax; one (sigmoid) class: logit > 0, i.e. probability > 0.5.
+        mask = (logits.argmax(0) > 0 if logits.shape[0] > 1 else logits[0] > 0).numpy()
     return RISResult(
-        fused=None if fused is None else to_uint8_image(fused.data),
-        mask=None if pred is None else to_binary_mask(pred.data),
-        logits=None if logits is None else logits.data.cpu(),
+        fused=None if fused is None else to_uint8_image(
+            to_original(fused.data.detach().cpu()).clamp(0, 1)),
+        mask=mask,
+        logits=logits,
         data_sample=sample)

