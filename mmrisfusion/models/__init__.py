@@ -1,4 +1,5 @@
 from .backbones import *  # noqa: F401,F403
+from .clip import *  # noqa: F401,F403
 from .data_preprocessor import RISDataPreProcessor  # noqa: F401
 from .decode_heads import *  # noqa: F401,F403
 from .fusers import *  # noqa: F401,F403

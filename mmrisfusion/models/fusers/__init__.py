@@ -1,3 +1,4 @@
+from .ldfusion_net import LDFusionNet
 from .unet_fuser import UNetFuser
 
-__all__ = ['UNetFuser']
+__all__ = ['UNetFuser', 'LDFusionNet']

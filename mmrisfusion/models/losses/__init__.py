@@ -1,9 +1,14 @@
+from .clip_losses import (CLIPLanguageLoss, apply_affine_crops, directional_loss, image_entropy,
+                          random_affine_crop_params, similarity_loss)
 from .cross_entropy_loss import WeightedCrossEntropyLoss
 from .dice_loss import TwoClassDiceLoss
 from .fusion_losses import (JointGradientLoss, LumaMSELoss, SobelL1Loss, SSIMLoss,
                             fusion_luma, sobel_magnitudes)
+from .perceptual import PerceptualMaxLoss, vgg19_features
 
 __all__ = [
     'JointGradientLoss', 'LumaMSELoss', 'SobelL1Loss', 'SSIMLoss', 'TwoClassDiceLoss',
-    'WeightedCrossEntropyLoss', 'fusion_luma', 'sobel_magnitudes'
+    'WeightedCrossEntropyLoss', 'fusion_luma', 'sobel_magnitudes',
+    'CLIPLanguageLoss', 'PerceptualMaxLoss', 'apply_affine_crops', 'directional_loss',
+    'image_entropy', 'random_affine_crop_params', 'similarity_loss', 'vgg19_features'
 ]

@@ -1,1 +1,3 @@
-__all__ = []
+from .fusion_model import FusionModel
+
+__all__ = ['FusionModel']

@@ -1,0 +1,337 @@
+"""LDFusion's language-driven loss in CLIP space (SPEC.md section 5).
+
+Three prompts place the fusion goal in CLIP's embedding space: an anchor for each modality
+(``t_v`` "a visible gray image", ``t_i`` "an infrared image") and the target ``p`` ("a clear
+image with detailed background and salient objects"). The fused image ``f`` should move away
+from each input image ``v``, ``i`` in the direction the text moves from that modality's anchor
+to the target:
+
+``L_dir = 0.5 (1 - cos(norm(f - v), norm(p - t_v))) + 0.5 (1 - cos(norm(f - i), norm(p - t_i)))``
+
+computed on whole images (global) and on random affine patches of the fused image compared with
+the whole-image VIS/IR embeddings (patch), where only patches whose VIS and IR crops both carry
+enough information (entropy > 6 bits) count. A similarity regulariser
+``L_sim = 0.5 (1 - cos(f, v)) + 0.5 (1 - cos(f, i))`` keeps the fused image close to both.
+
+Every function here works on luma images in [0, 1], so :class:`CLIPLanguageLoss` follows the
+fusion-term contract ``forward(fused_y, vis_y, ir_y)`` and plugs into RIS-FUSION's fuser too.
+"""
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmrisfusion.registry import MODELS
+from ..clip.encoders import FrozenCLIPEncoder, build_clip_encoder
+
+VIS_PROMPT = 'a visible gray image'
+IR_PROMPT = 'an infrared image'
+TARGET_PROMPT = 'a clear image with detailed background and salient objects'
+
+
+def directional_loss(fused: Tensor, vis: Tensor, ir: Tensor, target_txt: Tensor,
+                     vis_txt: Tensor, ir_txt: Tensor) -> Tensor:
+    """Per-sample directional loss between image and text directions in CLIP space.
+
+    Args:
+        fused (Tensor): ``(N, D)`` embeddings of the fused images (or patches).
+        vis (Tensor): ``(N, D)`` embeddings of the matching VIS images.
+        ir (Tensor): ``(N, D)`` embeddings of the matching IR images.
+        target_txt (Tensor): ``(D, )`` embedding of the target prompt.
+        vis_txt (Tensor): ``(D, )`` embedding of the VIS anchor prompt.
+        ir_txt (Tensor): ``(D, )`` embedding of the IR anchor prompt.
+
+    Returns:
+        Tensor: ``(N, )`` values in [0, 2].
+    """
+    d_img_v = F.normalize(fused - vis, dim=-1)
+    d_img_i = F.normalize(fused - ir, dim=-1)
+    d_txt_v = F.normalize(target_txt - vis_txt, dim=-1)
+    d_txt_i = F.normalize(target_txt - ir_txt, dim=-1)
+    cos_v = F.cosine_similarity(d_img_v, d_txt_v.expand_as(d_img_v), dim=-1)
+    cos_i = F.cosine_similarity(d_img_i, d_txt_i.expand_as(d_img_i), dim=-1)
+    return 0.5 * (1 - cos_v) + 0.5 * (1 - cos_i)
+
+
+def similarity_loss(fused: Tensor, vis: Tensor, ir: Tensor) -> Tensor:
+    """Per-sample similarity regulariser ``0.5 (1 - cos(f, v)) + 0.5 (1 - cos(f, i))``.
+
+    Args:
+        fused (Tensor): ``(N, D)`` fused-image embeddings.
+        vis (Tensor): ``(N, D)`` VIS embeddings.
+        ir (Tensor): ``(N, D)`` IR embeddings.
+
+    Returns:
+        Tensor: ``(N, )`` values in [0, 2].
+    """
+    return (0.5 * (1 - F.cosine_similarity(fused, vis, dim=-1))
+            + 0.5 * (1 - F.cosine_similarity(fused, ir, dim=-1)))
+
+
+def image_entropy(images: Tensor, bins: int = 256) -> Tensor:
+    """Shannon entropy (bits) of each image's intensity histogram on [0, 1].
+
+    Bin ``k`` holds values in ``[k / bins, (k + 1) / bins)``, 1.0 goes to the last bin (as
+    ``torch.histc``); every channel of a sample counts in one histogram.
+
+    Args:
+        images (Tensor): ``(N, C, H, W)`` images in [0, 1].
+        bins (int): Number of histogram bins. Defaults to 256.
+
+    Returns:
+        Tensor: ``(N, )`` entropies in bits.
+    """
+    flat = images.detach().flatten(1)
+    index = (flat * bins).floor().clamp_(0, bins - 1).long()
+    counts = torch.zeros(flat.shape[0], bins, device=flat.device, dtype=torch.float64)
+    counts.scatter_add_(1, index, torch.ones_like(index, dtype=torch.float64))
+    prob = counts / flat.shape[1]
+    terms = torch.where(prob > 0, prob * torch.log2(prob.clamp_min(1e-300)),
+                        torch.zeros_like(prob))
+    return (-terms.sum(1)).to(images.dtype)
+
+
+def random_affine_crop_params(num: int, height: int, width: int, sides: Tensor,
+                              degrees: float = 5.0, translate: float = 0.1,
+                              scale: Tuple[float, float] = (1.0, 1.5), shear: float = 5.0,
+                              generator: Optional[torch.Generator] = None) -> Tensor:
+    """Sample square crops followed by a random affine, as ``affine_grid`` matrices.
+
+    Each crop has side ``sides[k]`` (pixels) at a uniform position (allowed to stick out of
+    the image when the side exceeds it; the sampler's padding mode then fills). Inside the
+    crop a random affine like torchvision's ``RandomAffine(degrees, translate, scale, shear)``
+    is applied about the crop centre: rotation ``U(-degrees, degrees)``, translation up to
+    ``translate`` of the side in x and y, scale ``U(*scale)``, x-shear ``U(-shear, shear)``
+    degrees. Crop, affine and resize to the output size are composed into one matrix, so the
+    patch is resampled once (torchvision resamples twice: the published pipeline's
+    interpolation differs by that second rounding, not in distribution).
+
+    Args:
+        num (int): Number of crops K.
+        height (int): Source image height in pixels.
+        width (int): Source image width in pixels.
+        sides (Tensor): ``(K, )`` crop sides in pixels.
+        degrees (float): Maximum rotation in degrees. Defaults to 5.0.
+        translate (float): Maximum translation as a fraction of the side. Defaults to 0.1.
+        scale (tuple[float, float]): Zoom range. Defaults to (1.0, 1.5).
+        shear (float): Maximum x-shear in degrees. Defaults to 5.0.
+        generator (torch.Generator, optional): Random generator (CPU). Defaults to None.
+
+    Returns:
+        Tensor: ``(K, 2, 3)`` float32 matrices mapping output coordinates to source
+        coordinates (``align_corners=False`` convention).
+    """
+    sides = torch.as_tensor(sides, dtype=torch.float32).reshape(num)
+
+    def uniform(low: float, high: float) -> Tensor:
+        return low + (high - low) * torch.rand(num, generator=generator)
+
+    x0 = torch.rand(num, generator=generator) * (width - sides)
+    y0 = torch.rand(num, generator=generator) * (height - sides)
+    angle = torch.deg2rad(uniform(-degrees, degrees))
+    shear_x = torch.deg2rad(uniform(-shear, shear))
+    zoom = uniform(*scale)
+    # Translation in the crop's normalised coordinates (the crop spans [-1, 1]).
+    shift = torch.stack([uniform(-translate, translate), uniform(-translate, translate)], 1) * 2
+    cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear_x)
+    # torchvision's rotation-with-shear matrix (no y-shear) times the zoom: forward map.
+    forward = torch.stack([torch.stack([cos, -cos * tan - sin], 1),
+                           torch.stack([sin, -sin * tan + cos], 1)], 1) * zoom.view(-1, 1, 1)
+    inverse = torch.linalg.inv(forward)
+    crop_scale = torch.stack([sides / width, sides / height], 1)  # crop -> source, linear
+    crop_shift = torch.stack([(2 * x0 + sides) / width - 1, (2 * y0 + sides) / height - 1], 1)
+    linear = crop_scale.unsqueeze(2) * inverse
+    offset = -(linear @ shift.unsqueeze(2)).squeeze(2) + crop_shift
+    return torch.cat([linear, offset.unsqueeze(2)], 2)
+
+
+def apply_affine_crops(images: Tensor, theta: Tensor, size: int,
+                       padding_mode: str = 'zeros') -> Tensor:
+    """Cut every crop of ``theta`` out of every image: the same K crops for the whole batch.
+
+    Args:
+        images (Tensor): ``(B, C, H, W)`` images.
+        theta (Tensor): ``(K, 2, 3)`` matrices from :func:`random_affine_crop_params`.
+        size (int): Output side.
+        padding_mode (str): ``grid_sample`` padding outside the image: 'zeros' (torchvision's
+            fill 0 for the loss patches) or 'reflection' (training crops). Defaults to 'zeros'.
+
+    Returns:
+        Tensor: ``(K * B, C, size, size)``; crop ``k`` of image ``b`` is at ``k * B + b``.
+    """
+    num, batch = theta.shape[0], images.shape[0]
+    theta = theta.to(images).repeat_interleave(batch, 0)
+    grid = F.affine_grid(theta, [num * batch, images.shape[1], size, size], align_corners=False)
+    return F.grid_sample(images.repeat(num, 1, 1, 1), grid, mode='bilinear',
+                         padding_mode=padding_mode, align_corners=False)
+
+
+@MODELS.register_module()
+class CLIPLanguageLoss(nn.Module):
+    """LDFusion's language-driven loss: similarity, global and patch directional terms.
+
+    ``loss = loss_weight * (sim_weight L_sim + global_weight L_dir + patch_weight L_dir_patch)``
+    with the published weights 6, 2 and 10 by default. One frozen CLIP serves all three terms;
+    a term whose weight is 0 is not computed (set two of them to 0 to use one alone).
+
+    Patch term: ``num_patches`` crops of side ``min(H, W) * U(*patch_side_range)`` (224 px
+    training crops give the published ``224 * U(0.5, 0.8)``), each warped by a random affine and
+    resized to CLIP's input size; the same crops are cut from the fused, VIS and IR images of
+    every sample (K crops x B samples patches). A patch counts only when both its VIS and IR
+    crops have entropy above ``entropy_threshold`` bits; rejected patches add 0 but still count
+    in the mean, as published.
+
+    Args:
+        clip (dict | FrozenCLIPEncoder): The CLIP encoder or its config, e.g.
+            ``dict(type='OpenCLIPEncoder', checkpoint='ViT-B-32.pt')``. Required.
+        vis_prompt (str): VIS anchor prompt. Defaults to 'a visible gray image'.
+        ir_prompt (str): IR anchor prompt. Defaults to 'an infrared image'.
+        target_prompt (str): The fusion goal. Defaults to
+            'a clear image with detailed background and salient objects'.
+        sim_weight (float): Weight of the similarity regulariser. Defaults to 6.0.
+        global_weight (float): Weight of the whole-image directional loss. Defaults to 2.0.
+        patch_weight (float): Weight of the patch directional loss. Defaults to 10.0.
+        num_patches (int): Crops per batch. Defaults to 32.
+        patch_side_range (tuple[float, float]): Crop side as a fraction of ``min(H, W)``.
+            Defaults to (0.5, 0.8).
+        degrees (float): Maximum patch rotation in degrees. Defaults to 5.0.
+        translate (float): Maximum patch translation (fraction of the side). Defaults to 0.1.
+        scale (tuple[float, float]): Patch zoom range. Defaults to (1.0, 1.5).
+        shear (float): Maximum patch x-shear in degrees. Defaults to 5.0.
+        entropy_threshold (float): Minimum entropy (bits, 256 bins) of the VIS and IR crops
+            for a patch to count. Defaults to 6.0.
+        loss_weight (float): Weight of the whole loss. Defaults to 1.0.
+        loss_name (str): Name in the loss dict; must start with 'loss_'.
+            Defaults to 'loss_clip'.
+        return_terms (bool): Return a dict of the three weighted terms (for logging) instead
+            of their sum. Defaults to False (a scalar, the fusion-term contract).
+    """
+
+    def __init__(self,
+                 clip: Union[dict, FrozenCLIPEncoder, None] = None,
+                 vis_prompt: str = VIS_PROMPT,
+                 ir_prompt: str = IR_PROMPT,
+                 target_prompt: str = TARGET_PROMPT,
+                 sim_weight: float = 6.0,
+                 global_weight: float = 2.0,
+                 patch_weight: float = 10.0,
+                 num_patches: int = 32,
+                 patch_side_range: Sequence[float] = (0.5, 0.8),
+                 degrees: float = 5.0,
+                 translate: float = 0.1,
+                 scale: Sequence[float] = (1.0, 1.5),
+                 shear: float = 5.0,
+                 entropy_threshold: float = 6.0,
+                 loss_weight: float = 1.0,
+                 loss_name: str = 'loss_clip',
+                 return_terms: bool = False) -> None:
+        super().__init__()
+        if clip is None:
+            raise ValueError("CLIPLanguageLoss needs clip=dict(type='OpenCLIPEncoder', "
+                             "checkpoint=...) or dict(type='HFCLIPEncoder', pretrained=...)")
+        if not loss_name.startswith('loss_'):
+            raise ValueError(f"loss_name must start with 'loss_', got {loss_name!r}")
+        if not 0 < patch_side_range[0] <= patch_side_range[1]:
+            raise ValueError(f'patch_side_range must be (low, high) with 0 < low <= high, got '
+                             f'{patch_side_range}')
+        self.clip = build_clip_encoder(clip)
+        self.sim_weight = sim_weight
+        self.global_weight = global_weight
+        self.patch_weight = patch_weight
+        self.num_patches = num_patches
+        self.patch_side_range = tuple(patch_side_range)
+        self.degrees = degrees
+        self.translate = translate
+        self.scale = tuple(scale)
+        self.shear = shear
+        self.entropy_threshold = entropy_threshold
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+        self.return_terms = return_terms
+        self.prompts = (target_prompt, vis_prompt, ir_prompt)
+        target, vis, ir = self.clip.encode_text(list(self.prompts))
+        self.register_buffer('target_txt', target, persistent=False)
+        self.register_buffer('vis_txt', vis, persistent=False)
+        self.register_buffer('ir_txt', ir, persistent=False)
+
+    @property
+    def loss_name(self) -> str:
+        """str: The loss name (prefix of the term names when ``return_terms``)."""
+        return self._loss_name
+
+    def patch_loss(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor, vis_emb: Tensor,
+                   ir_emb: Tensor) -> Tuple[Tensor, Tensor]:
+        """The patch directional loss and which patches passed the entropy filter.
+
+        Args:
+            fused_y (Tensor): ``(B, 1, H, W)`` fused luma in [0, 1].
+            vis_y (Tensor): ``(B, 1, H, W)`` VIS luma in [0, 1].
+            ir_y (Tensor): ``(B, 1, H, W)`` IR in [0, 1].
+            vis_emb (Tensor): ``(B, D)`` whole-image VIS embeddings.
+            ir_emb (Tensor): ``(B, D)`` whole-image IR embeddings.
+
+        Returns:
+            tuple[Tensor, Tensor]: The mean over all ``K * B`` patches (rejected ones as 0)
+            and the ``(K * B, )`` boolean mask of kept patches (crop-major order).
+        """
+        height, width = fused_y.shape[-2:]
+        low, high = self.patch_side_range
+        sides = min(height, width) * (low + (high - low) * torch.rand(self.num_patches))
+        theta = random_affine_crop_params(self.num_patches, height, width, sides, self.degrees,
+                                          self.translate, self.scale, self.shear)
+        size = self.clip.image_size
+        with torch.no_grad():
+            keep = ((image_entropy(apply_affine_crops(vis_y, theta, size))
+                     > self.entropy_threshold)
+                    & (image_entropy(apply_affine_crops(ir_y, theta, size))
+                       > self.entropy_threshold))
+        fused_patches = apply_affine_crops(fused_y, theta, size)
+        patch_emb = self.clip.encode_image(fused_patches)
+        per_patch = directional_loss(patch_emb, vis_emb.repeat(self.num_patches, 1),
+                                     ir_emb.repeat(self.num_patches, 1), self.target_txt,
+                                     self.vis_txt, self.ir_txt)
+        return (per_patch * keep).sum() / per_patch.numel(), keep
+
+    def forward(self, fused_y: Tensor, vis_y: Tensor,
+                ir_y: Tensor) -> Union[Tensor, Dict[str, Tensor]]:
+        """Compute the weighted language-driven loss.
+
+        Args:
+            fused_y (Tensor): ``(B, 1, H, W)`` fused luma in [0, 1].
+            vis_y (Tensor): ``(B, 1, H, W)`` VIS luma in [0, 1].
+            ir_y (Tensor): ``(B, 1, H, W)`` IR in [0, 1].
+
+        Returns:
+            Tensor | dict[str, Tensor]: The weighted sum, or with ``return_terms`` the weighted
+            terms as ``{loss_name}_sim``, ``{loss_name}_dir``, ``{loss_name}_patch``.
+        """
+        for name, img in (('fused_y', fused_y), ('vis_y', vis_y), ('ir_y', ir_y)):
+            if img.dim() != 4 or img.shape[1] != 1 or img.shape != fused_y.shape:
+                raise ValueError(f'{name} must be (B, 1, H, W) luma shaped like fused_y '
+                                 f'{tuple(fused_y.shape)}, got {tuple(img.shape)}')
+        with torch.no_grad():
+            vis_emb = self.clip.encode_image(vis_y)
+            ir_emb = self.clip.encode_image(ir_y)
+        terms = {}
+        if self.sim_weight or self.global_weight:
+            fused_emb = self.clip.encode_image(fused_y)
+            if self.sim_weight:
+                terms['sim'] = self.sim_weight * similarity_loss(fused_emb, vis_emb,
+                                                                 ir_emb).mean()
+            if self.global_weight:
+                terms['dir'] = self.global_weight * directional_loss(
+                    fused_emb, vis_emb, ir_emb, self.target_txt, self.vis_txt,
+                    self.ir_txt).mean()
+        if self.patch_weight:
+            terms['patch'] = self.patch_weight * self.patch_loss(fused_y, vis_y, ir_y,
+                                                                 vis_emb, ir_emb)[0]
+        if not terms:
+            raise ValueError('CLIPLanguageLoss: sim_weight, global_weight and patch_weight '
+                             'are all 0, nothing to compute')
+        terms = {f'{self.loss_name}_{key}': self.loss_weight * value
+                 for key, value in terms.items()}
+        if self.return_terms:
+            return terms
+        return sum(terms.values())
+

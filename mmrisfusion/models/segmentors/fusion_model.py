@@ -1,0 +1,267 @@
+"""A fusion-only model: VIS luma + IR -> fused luma, trained with unsupervised fusion losses."""
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.structures import PixelData
+from torch import Tensor, nn
+
+from mmrisfusion.registry import MODELS
+from mmrisfusion.structures import RISDataSample
+from mmrisfusion.utils.typing_utils import (ConfigType, OptConfigType, OptMultiConfig,
+                                            OptSampleList, SampleList)
+from ..losses.clip_losses import apply_affine_crops, random_affine_crop_params
+from ..utils.color import denormalize, rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@MODELS.register_module()
+class FusionModel(BaseModel):
+    """Infrared-visible fusion without text or masks, e.g. LDFusion.
+
+    The fuser works on one channel: the VIS luma (BT.601 Y) and the IR intensity, and returns
+    the fused luma; colour output takes Cb and Cr from the VIS image, as published.
+
+    Call graph (``inputs`` is the data preprocessor's dict with ``vis`` (B, 3, H, W) and
+    ``ir`` (B, C, H, W), each normalised with its own statistics)::
+
+        loss(inputs, data_samples)
+          lumas(inputs)                        -> vis_y, ir_y (B,1,H,W) in [0,1]
+          train_crops(vis_y, ir_y, samples)    -> the same random affine crop for VIS and IR
+                                                  (reflect padding), resampled while both
+                                                  crops are flat (std < min_std)
+          fuser(vis_y + noise, ir_y + noise)   -> fused_y, noise std input_noise_std
+          term(fused_y, vis_y, ir_y)           -> loss_* per loss term (on the clean images)
+        predict(inputs, data_samples)
+          fuse(inputs)                         -> fused RGB (Y fused, Cb/Cr of VIS)
+                                               -> pred_fused PixelData (3,h,w) in [0,1],
+                                                  padding removed, not resized
+        _forward(inputs)                       -> fused RGB (B,3,H,W) in [0,1]
+
+    Args:
+        fuser (dict): Config of the single-channel fuser, ``forward(vis_y, ir_y) -> fused_y``,
+            e.g. ``dict(type='LDFusionNet')``.
+        losses (dict | list[dict]): Loss terms, each ``term(fused_y, vis_y, ir_y)`` on luma in
+            [0, 1] returning a scalar (logged as ``term.loss_name``) or a dict of ``loss_*``
+            scalars (e.g. ``CLIPLanguageLoss(return_terms=True)``, to log its parts).
+        input_noise_std (float): Std of the Gaussian noise added to both fuser inputs in
+            training (the losses see the clean images). Defaults to 0.03.
+        train_crop (dict, optional): Random training crops: ``size`` (224), ``degrees`` (5),
+            ``translate`` (0.1), ``scale`` ((1.0, 1.5)), ``shear`` (5), ``min_std`` (0.05),
+            ``max_tries`` (10); the values in brackets are the published ones and the
+            defaults of missing keys. None trains on the whole (padded) batch.
+            Defaults to None.
+        vis_mean (Sequence[float]): Mean of the VIS normalisation (0..255 scale), the one the
+            data preprocessor applies. Defaults to ImageNet's.
+        vis_std (Sequence[float]): Std of the VIS normalisation (0..255 scale).
+            Defaults to ImageNet's.
+        ir_mean (Sequence[float]): Mean of the IR normalisation (0..255 scale).
+            Defaults to ImageNet's.
+        ir_std (Sequence[float]): Std of the IR normalisation (0..255 scale).
+            Defaults to ImageNet's.
+        data_preprocessor (dict, optional): Config of the data preprocessor, e.g.
+            ``RISDataPreProcessor``. Defaults to None.
+        init_cfg (dict | list[dict], optional): Initialisation config. Defaults to None.
+    """
+
+    CROP_DEFAULTS = dict(size=224, degrees=5.0, translate=0.1, scale=(1.0, 1.5), shear=5.0,
+                         min_std=0.05, max_tries=10)
+
+    def __init__(self,
+                 fuser: ConfigType,
+                 losses: Union[dict, Sequence[dict]],
+                 input_noise_std: float = 0.03,
+                 train_crop: OptConfigType = None,
+                 vis_mean: Sequence[float] = IMAGENET_MEAN,
+                 vis_std: Sequence[float] = IMAGENET_STD,
+                 ir_mean: Sequence[float] = IMAGENET_MEAN,
+                 ir_std: Sequence[float] = IMAGENET_STD,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.fuser = fuser if isinstance(fuser, nn.Module) else MODELS.build(fuser)
+        if isinstance(losses, (dict, nn.Module)):
+            losses = [losses]
+        if not losses:
+            raise ValueError('FusionModel needs at least one loss term in losses')
+        self.losses = nn.ModuleList(
+            term if isinstance(term, nn.Module) else MODELS.build(term) for term in losses)
+        names = [term.loss_name for term in self.losses]
+        if len(set(names)) != len(names):
+            raise ValueError(f'FusionModel: loss terms need distinct loss_name values, got '
+                             f'{names}')
+        self.input_noise_std = input_noise_std
+        if train_crop is not None:
+            unknown = set(train_crop) - set(self.CROP_DEFAULTS)
+            if unknown:
+                raise KeyError(f'train_crop has unknown keys {sorted(unknown)}; expected some '
+                               f'of {sorted(self.CROP_DEFAULTS)}')
+            train_crop = {**self.CROP_DEFAULTS, **train_crop}
+        self.train_crop = train_crop
+        # 0..1-scale statistics, as the colour helpers expect.
+        self.register_buffer('vis_mean', torch.tensor(vis_mean) / 255.0, persistent=False)
+        self.register_buffer('vis_std', torch.tensor(vis_std) / 255.0, persistent=False)
+        self.register_buffer('ir_mean', torch.tensor(ir_mean) / 255.0, persistent=False)
+        self.register_buffer('ir_std', torch.tensor(ir_std) / 255.0, persistent=False)
+
+    def forward(self, inputs: dict, data_samples: OptSampleList = None,
+                mode: str = 'tensor') -> Union[Dict[str, Tensor], SampleList, Tensor]:
+        """Dispatch to :meth:`loss`, :meth:`predict` or :meth:`_forward` (mmengine contract).
+
+        Args:
+            inputs (dict): The preprocessor's dict with ``vis`` and ``ir``.
+            data_samples (list[RISDataSample], optional): The samples. Defaults to None.
+            mode (str): 'loss', 'predict' or 'tensor'. Defaults to 'tensor'.
+
+        Returns:
+            dict | list | Tensor: Losses, predicted samples, or fused RGB images.
+        """
+        if not isinstance(inputs, dict) or 'vis' not in inputs or 'ir' not in inputs:
+            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise KeyError(f"FusionModel expects inputs as a dict with keys 'vis' and 'ir' "
+                           f'(what RISDataPreProcessor returns), got {got}')
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs, data_samples)
+        raise ValueError(f"Invalid mode {mode!r}: expected 'loss', 'predict' or 'tensor'")
+
+    def lumas(self, inputs: dict) -> Tuple[Tensor, Tensor]:
+        """VIS luma and IR intensity in [0, 1] from the normalised inputs.
+
+        Args:
+            inputs (dict): The preprocessor's dict.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``vis_y``, ``ir_y``, each (B, 1, H, W).
+        """
+        return (rgb_to_luma(denormalize(inputs['vis'], self.vis_mean, self.vis_std)),
+                rgb_to_luma(denormalize(inputs['ir'], self.ir_mean, self.ir_std)))
+
+    @staticmethod
+    def _padding(sample: Optional[RISDataSample]) -> Tuple[int, int, int, int]:
+        """The preprocessor's padding of a sample: (left, right, top, bottom)."""
+        if sample is None:
+            return 0, 0, 0, 0
+        meta = sample.metainfo
+        return tuple(meta.get('img_padding_size', meta.get('padding_size', [0, 0, 0, 0])))
+
+    def train_crops(self, vis_y: Tensor, ir_y: Tensor,
+                    data_samples: OptSampleList = None) -> Tuple[Tensor, Tensor]:
+        """Cut one random affine crop per sample, the same for VIS and IR.
+
+        The crop is taken from the unpadded image (reflecting at its borders), so images of
+        different sizes in one batch are handled. A crop where both VIS and IR are nearly
+        flat (std below ``min_std``) is drawn again, up to ``max_tries`` times.
+
+        Args:
+            vis_y (Tensor): (B, 1, H, W) VIS luma.
+            ir_y (Tensor): (B, 1, H, W) IR.
+            data_samples (list[RISDataSample], optional): For the padding of each sample.
+                Defaults to None (no padding).
+
+        Returns:
+            tuple[Tensor, Tensor]: VIS and IR crops, each (B, 1, size, size).
+        """
+        cfg = self.train_crop
+        size = cfg['size']
+        vis_out, ir_out = [], []
+        for index in range(vis_y.shape[0]):
+            sample = data_samples[index] if data_samples else None
+            left, right, top, bottom = self._padding(sample)
+            pair = torch.cat([vis_y[index:index + 1], ir_y[index:index + 1]], 1)
+            pair = pair[..., top:pair.shape[-2] - bottom, left:pair.shape[-1] - right]
+            height, width = pair.shape[-2:]
+            for _ in range(cfg['max_tries']):
+                theta = random_affine_crop_params(1, height, width, torch.tensor([size]),
+                                                  cfg['degrees'], cfg['translate'],
+                                                  cfg['scale'], cfg['shear'])
+                crop = apply_affine_crops(pair, theta, size, padding_mode='reflection')
+                if crop.flatten(2).std(2).max() >= cfg['min_std']:
+                    break
+            vis_out.append(crop[:, :1])
+            ir_out.append(crop[:, 1:])
+        return torch.cat(vis_out), torch.cat(ir_out)
+
+    def loss(self, inputs: dict, data_samples: OptSampleList = None) -> Dict[str, Tensor]:
+        """The loss terms of the fused luma of noisy (cropped) inputs.
+
+        Args:
+            inputs (dict): The preprocessor's dict.
+            data_samples (list[RISDataSample], optional): For the padding of each sample.
+                Defaults to None.
+
+        Returns:
+            dict[str, Tensor]: ``loss_*`` values; their sum is the training loss.
+        """
+        vis_y, ir_y = self.lumas(inputs)
+        if self.train_crop is not None:
+            vis_y, ir_y = self.train_crops(vis_y, ir_y, data_samples)
+        noise = self.input_noise_std
+        fused_y = self.fuser(vis_y + noise * torch.randn_like(vis_y),
+                             ir_y + noise * torch.randn_like(ir_y))
+        losses = {}
+        for term in self.losses:
+            value = term(fused_y, vis_y, ir_y)
+            if isinstance(value, dict):
+                losses.update(value)
+            else:
+                losses[term.loss_name] = value
+        return losses
+
+    def fuse(self, inputs: dict) -> Tensor:
+        """Fused RGB images: the fuser's luma with the VIS chroma.
+
+        Args:
+            inputs (dict): The preprocessor's dict.
+
+        Returns:
+            Tensor: (B, 3, H, W) in [0, 1].
+        """
+        vis = denormalize(inputs['vis'], self.vis_mean, self.vis_std)
+        ycbcr = rgb_to_ycbcr(vis)
+        ir_y = rgb_to_luma(denormalize(inputs['ir'], self.ir_mean, self.ir_std))
+        fused_y = self.fuser(ycbcr[:, :1], ir_y)
+        return ycbcr_to_rgb(torch.cat([fused_y, ycbcr[:, 1:]], 1)).clamp(0.0, 1.0)
+
+    def predict(self, inputs: dict, data_samples: OptSampleList = None) -> SampleList:
+        """Fuse and attach the result to the samples.
+
+        Args:
+            inputs (dict): The preprocessor's dict.
+            data_samples (list[RISDataSample], optional): Samples with metainfo. Defaults to
+                None (new samples, no padding).
+
+        Returns:
+            list[RISDataSample]: Each with ``pred_fused`` (3, h, w) in [0, 1]: padding
+            removed, at the network's resolution (not resized to ``ori_shape``), so it
+            matches the packed source images that ``FusionMetric`` scores it against.
+        """
+        fused = self.fuse(inputs)
+        if data_samples is None:
+            data_samples = [RISDataSample() for _ in range(fused.shape[0])]
+        for sample, image in zip(data_samples, fused):
+            left, right, top, bottom = self._padding(sample)
+            image = image[:, top:image.shape[-2] - bottom, left:image.shape[-1] - right]
+            meta = sample.metainfo
+            if meta.get('flip', False):
+                image = image.flip(dims=(2, ) if meta['flip_direction'] == 'horizontal'
+                                   else (1, ))
+            sample.pred_fused = PixelData(data=image)
+        return data_samples
+
+    def _forward(self, inputs: dict, data_samples: OptSampleList = None) -> Tensor:
+        """Fused RGB images without post-processing.
+
+        Args:
+            inputs (dict): The preprocessor's dict.
+            data_samples (list[RISDataSample], optional): Unused. Defaults to None.
+
+        Returns:
+            Tensor: (B, 3, H, W) in [0, 1].
+        """
+        return self.fuse(inputs)

@@ -1,0 +1,136 @@
+"""The LDFusion configs: they parse, name missing pretrained files, and the tiny one trains."""
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.hooks import Hook
+from mmengine.structures import PixelData
+from mmengine.runner import Runner
+
+from mmrisfusion.registry import DATASETS, MODELS
+from mmrisfusion.structures import RISDataSample
+from mmrisfusion.utils import register_all_modules
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs' / 'ldfusion'
+CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
+RECIPE = CONFIG_DIR / 'ldfusion_munit_100e_roadscene-224.py'
+TINY = CONFIG_DIR / 'ldfusion_tiny_test.py'
+
+
+def test_configs_are_found():
+    assert RECIPE in CONFIGS and TINY in CONFIGS
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
+def test_config_parses(path):
+    cfg = Config.fromfile(str(path))
+    if cfg.model.type == 'FusionModel':
+        terms = cfg.model.losses
+        assert cfg.val_evaluator.type == 'FusionMetric'
+        assert cfg.train_dataloader.dataset.type == 'IVIFFolderDataset'
+    else:
+        assert cfg.model.type == 'RISFusion'
+        terms = cfg.model.fusion_losses
+    assert 'CLIPLanguageLoss' in [term.type for term in terms]
+
+
+def test_published_recipe_values():
+    cfg = Config.fromfile(str(RECIPE))
+    clip_loss, vgg_loss = cfg.model.losses
+    assert (clip_loss.sim_weight, clip_loss.global_weight, clip_loss.patch_weight,
+            vgg_loss.loss_weight) == (6.0, 2.0, 10.0, 10.0)
+    assert clip_loss.num_patches == 32 and clip_loss.entropy_threshold == 6.0
+    assert cfg.model.input_noise_std == 0.03 and cfg.model.train_crop.size == 224
+    assert cfg.optim_wrapper.optimizer.type == 'Adam' and cfg.optim_wrapper.optimizer.lr == 5e-4
+    assert cfg.train_dataloader.batch_size == 16 and cfg.train_cfg.max_epochs == 100
+
+
+def test_missing_pretrained_files_are_named(hf_clip_dir):
+    register_all_modules()
+    cfg = Config.fromfile(str(RECIPE))
+    with pytest.raises(FileNotFoundError, match=r'data/pretrained/clip/ViT-B-32\.pt'):
+        MODELS.build(cfg.model)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.losses[0].clip = dict(type='HFCLIPEncoder', pretrained=str(hf_clip_dir))
+    with pytest.raises(FileNotFoundError, match=r'vgg19-dcbb9e9d\.pth'):
+        MODELS.build(model_cfg)
+
+
+class FixedBatchLoss(Hook):
+    """Measures the training loss of one fixed batch (fixed crops, noise, patches)."""
+
+    def __init__(self, batch: dict) -> None:
+        self.batch = batch
+        self.values = []
+
+    def _measure(self, runner) -> None:
+        model = runner.model
+        state = torch.get_rng_state()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            data = model.data_preprocessor(copy.deepcopy(self.batch), True)
+            losses = model(**data, mode='loss')
+        torch.set_rng_state(state)
+        self.values.append(sum(losses.values()).item())
+
+    def before_train(self, runner) -> None:
+        self._measure(runner)
+
+    def after_train(self, runner) -> None:
+        self._measure(runner)
+
+
+def test_tiny_config_trains_lowers_the_loss_and_evaluates(tmp_path, hf_clip_dir, shared_dir):
+    register_all_modules()
+    cfg = Config.fromfile(str(TINY))
+    cfg.work_dir = str(tmp_path)
+    cfg.model.losses[0].clip.pretrained = str(hf_clip_dir)
+    ivif = shared_dir / 'data' / 'ivif'
+    cfg.train_dataloader.dataset.data_root = str(ivif / 'roadscene')
+    cfg.train_dataloader.dataset.indices = 2
+    cfg.val_dataloader.dataset.data_root = str(ivif / 'tno')
+    cfg.test_dataloader.dataset.data_root = str(ivif / 'tno')
+    cfg.val_dataloader.dataset.indices = cfg.test_dataloader.dataset.indices = 1
+    cfg.train_cfg.max_epochs = cfg.train_cfg.val_interval = 16
+    cfg.default_hooks.checkpoint.interval = 16
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    probe = FixedBatchLoss(pseudo_collate([dataset[0], dataset[1]]))
+    runner.register_hook(probe)
+    runner.train()
+    assert len(runner.message_hub.get_scalar('train/loss').data[0]) == 16
+    before, after = probe.values
+    assert after < 0.8 * before, probe.values
+    assert (tmp_path / 'epoch_16.pth').is_file()
+
+    metrics = runner.test()
+    for name in ('fusion/EN', 'fusion/SD', 'fusion/MI', 'fusion/Qabf', 'fusion/SSIM_dr255'):
+        assert math.isfinite(metrics[name]), (name, metrics)
+    assert 0 < metrics['fusion/EN'] <= 8
+
+
+def test_clip_term_plugs_into_risfusion(hf_clip_dir):
+    """The language loss as an extra RIS-FUSION fusion term (fusion-term contract)."""
+    register_all_modules()
+    cfg = Config.fromfile(str(CONFIG_DIR.parent / 'risfusion' / 'risfusion_tiny_test.py'))
+    cfg.model.fusion_losses = list(cfg.model.fusion_losses) + [
+        dict(type='CLIPLanguageLoss', clip=dict(type='HFCLIPEncoder', pretrained=str(hf_clip_dir)),
+             num_patches=2, loss_weight=0.1)]
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    inputs = dict(vis=torch.randn(2, 3, 64, 64), ir=torch.randn(2, 3, 64, 64),
+                  token_ids=torch.randint(1, 1000, (2, 8)),
+                  token_mask=torch.ones(2, 8, dtype=torch.long))
+    samples = [RISDataSample(gt_sem_seg=PixelData(data=(torch.rand(1, 64, 64) > 0.5).long()),
+                             metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
+                                           pad_shape=(64, 64))) for _ in range(2)]
+    losses = model(inputs, samples, mode='loss')
+    assert 'fusion.loss_clip' in losses and losses['fusion.loss_clip'].dim() == 0
+    losses['fusion.loss_clip'].backward()
+    grads = [p.grad for p in model.fuser.parameters() if p.grad is not None]
+    assert grads and sum(g.abs().sum() for g in grads) > 0
