@@ -318,15 +318,19 @@ def _vif_sums(mu_r: Array, er2: Array, erf: Array, mu_f: Array,
         m_r = mu_r[rows]
         s2 = sigma2_sq[rows]
         s1 = er2[rows] - m_r * m_r
-        s1 *= s1 >= eps  # negative and sub-eps variances count as 0
+        informative = s1 >= eps
+        s1 *= informative  # negative and sub-eps variances count as 0
         s12 = erf[rows] - m_r * mu_f[rows]
         gain = s12 / (s1 + eps)
         sv = s2 - gain * s12
         np.maximum(sv, eps, out=sv)
+        sv += sigma_nsq
+        informative &= s2 >= eps
+        informative &= gain > 0
         term = gain * gain
         term *= s1
-        term /= sv + sigma_nsq
-        term *= (s1 >= eps) & (s2 >= eps) & (gain > 0)
+        term /= sv
+        term *= informative
         num += float(np.log1p(term).sum())
         s1 /= sigma_nsq
         den += float(np.log1p(s1).sum())
@@ -551,18 +555,25 @@ def _ssim_pairs(fused: Array, refs: Sequence[Array], data_ranges: Sequence[float
         mean_fr = local_mean(fused * ref)
         for rows in _row_blocks(mean_f.shape[0]):
             ux, uy = mean_f[rows], mean_r[rows]
-            var_sum = mean_ff[rows] - ux * ux
-            var_sum += mean_rr[rows]
-            var_sum -= uy * uy
-            var_sum *= cov_norm
-            two_cov = mean_fr[rows] - ux * uy
-            two_cov *= 2 * cov_norm
-            two_mu = 2 * ux * uy
+            uxy = ux * uy
             mu_sq = ux * ux
             mu_sq += uy * uy
+            var_sum = mean_ff[rows] + mean_rr[rows]
+            var_sum -= mu_sq
+            var_sum *= cov_norm
+            two_cov = mean_fr[rows] - uxy
+            two_cov *= 2 * cov_norm
+            uxy *= 2  # now 2 ux uy
+            num = np.empty_like(uxy)
+            den = np.empty_like(uxy)
+            tmp = np.empty_like(uxy)
             for i, (c1, c2) in enumerate(constants):
-                means[j, i] += float(np.sum((two_mu + c1) * (two_cov + c2)
-                                            / ((mu_sq + c1) * (var_sum + c2))))
+                np.add(uxy, c1, out=num)
+                num *= np.add(two_cov, c2, out=tmp)
+                np.add(mu_sq, c1, out=den)
+                den *= np.add(var_sum, c2, out=tmp)
+                num /= den
+                means[j, i] += float(num.sum())
     return means / mean_f.size
 
 
