@@ -1,3 +1,4 @@
 from .fusion_model import FusionModel
+from .risfusion import RISFusion
 
-__all__ = ['FusionModel']
+__all__ = ['FusionModel', 'RISFusion']
