@@ -13,6 +13,7 @@ Both give L2-normalised embeddings of gray or RGB images in [0, 1] and of prompt
 CLIP weights frozen and out of the model's checkpoints (:class:`FrozenNet`).
 """
 import os.path as osp
+import warnings
 import zipfile
 from typing import Optional, Sequence, Union
 
@@ -136,7 +137,11 @@ def load_openai_clip_state_dict(path: str) -> dict:
         from safetensors.torch import load_file
         state = load_file(path)
     elif _is_torchscript_archive(path):
-        state = torch.jit.load(path, map_location='cpu').state_dict()
+        with warnings.catch_warnings():
+            # torch 2.14 flags torch.jit.load as deprecated; it is the only reader of
+            # TorchScript archives, which is what OpenAI released.
+            warnings.simplefilter('ignore', FutureWarning)
+            state = torch.jit.load(path, map_location='cpu').state_dict()
     else:
         state = load_weights_only(path)
     if isinstance(state, dict) and 'state_dict' in state:
