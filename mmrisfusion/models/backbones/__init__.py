@@ -1,1 +1,3 @@
-__all__ = []
+from .lavt_swin import LAVTSwinTransformer
+
+__all__ = ['LAVTSwinTransformer']

@@ -1,1 +1,3 @@
-__all__ = []
+from .simple_decoding_head import SimpleDecodingHead
+
+__all__ = ['SimpleDecodingHead']

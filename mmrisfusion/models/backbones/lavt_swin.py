@@ -1,0 +1,274 @@
+"""LAVT's language-aware Swin Transformer (the "lavt" variant: text features come from outside).
+
+Swin stages are mmseg's :class:`SwinBlockSequence` (the numbers are those of the official
+Swin-Seg code: same padding, cyclic shift, attention mask and relative position bias) and
+mmcv's :class:`PatchEmbed` / :class:`PatchMerging`. After the blocks of every stage and before
+patch merging, a :class:`PWAM` and a :class:`LanguageGate` mix the words into the pixels.
+"""
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.transformer import PatchEmbed, PatchMerging
+from mmengine.logging import print_log
+from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import constant_init, trunc_normal_, trunc_normal_init
+from mmseg.models.backbones.swin import SwinBlockSequence
+from torch import Tensor
+
+from mmrisfusion.registry import MODELS
+from mmrisfusion.utils.checkpoint import load_weights_only
+from mmrisfusion.utils.typing_utils import OptConfigType, OptMultiConfig
+from ..layers.lavt_fusion import PWAM, LanguageGate
+from ..utils.ckpt_convert import convert_swin_official
+
+SWIN_22K_URL = ('https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
+                'swin_base_patch4_window12_384_22k.pth')
+
+
+@MODELS.register_module()
+class LAVTSwinTransformer(BaseModule):
+    """Swin Transformer with LAVT's pixel-word attention at the end of every stage.
+
+    Per stage ``i``: ``X <- SwinBlocks_i(X)``; ``F = PWAM_i(X, words)``;
+    ``X <- X + LanguageGate_i(F) * F``; the stage's output is ``LayerNorm_i(F)`` reshaped to
+    (B, C_i, H_i, W_i); then ``X <- PatchMerging_i(X)`` feeds the next stage.
+
+    Call graph: ``forward(x, text_feats, text_mask)`` -> ``patch_embed`` -> for every stage
+    ``stages[i]`` -> ``pwams[i]`` -> ``norm{i}`` (output) -> ``lang_gates[i]`` ->
+    ``downsamples[i]`` (the last two not after the last stage, whose gate is kept only for
+    checkpoint compatibility and frozen).
+
+    The defaults are RIS-FUSION's Swin-B (window 12, for the
+    ``swin_base_patch4_window12_384_22k`` weights); use ``window_size=7`` with the ImageNet-1k
+    weights.
+
+    Args:
+        in_channels (int): Image channels. Defaults to 3.
+        embed_dims (int): Channels of the first stage; stage ``i`` has ``embed_dims * 2**i``.
+            Defaults to 128.
+        patch_size (int): Side of the non-overlapping patches. Defaults to 4.
+        window_size (int): Side of the attention windows. Defaults to 12.
+        mlp_ratio (float): Hidden width of the MLPs relative to the stage width.
+            Defaults to 4.0.
+        depths (Sequence[int]): Swin blocks per stage. Defaults to (2, 2, 18, 2).
+        num_heads (Sequence[int]): Self-attention heads per stage. Defaults to (4, 8, 16, 32).
+        fusion_heads (Sequence[int]): PWAM heads per stage. Defaults to (1, 1, 1, 1).
+        text_dims (int): Channels of the word features. Defaults to 768.
+        qkv_bias (bool): Whether the qkv projections have a bias. Defaults to True.
+        qk_scale (float, optional): Override of the ``head_dims**-0.5`` attention scale.
+            Defaults to None.
+        drop_rate (float): Dropout after the patch embedding and in the blocks.
+            Defaults to 0.0.
+        attn_drop_rate (float): Dropout on the attention weights. Defaults to 0.0.
+        drop_path_rate (float): Stochastic depth, rising linearly over all blocks up to this
+            value. Defaults to 0.3.
+        fusion_drop (float): Dropout inside the PWAMs. Defaults to 0.0.
+        patch_norm (bool): Whether patch embedding and merging have a LayerNorm.
+            Defaults to True.
+        out_indices (Sequence[int]): Stages whose ``LayerNorm_i(F)`` is returned.
+            Defaults to (0, 1, 2, 3).
+        act_cfg (dict, optional): Activation of the MLPs. Defaults to None (GELU).
+        norm_cfg (dict, optional): Normalisation of the blocks and outputs.
+            Defaults to None (LayerNorm).
+        with_cp (bool): Whether the Swin blocks use activation checkpointing (saves memory
+            at 480 px, costs time). Defaults to False.
+        pretrained (str, optional): Path of an official Swin checkpoint (e.g.
+            ``swin_base_patch4_window12_384_22k.pth``); shorthand for
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``. Defaults to None.
+        init_cfg (dict | list, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int = 3,
+                 embed_dims: int = 128,
+                 patch_size: int = 4,
+                 window_size: int = 12,
+                 mlp_ratio: float = 4.0,
+                 depths: Sequence[int] = (2, 2, 18, 2),
+                 num_heads: Sequence[int] = (4, 8, 16, 32),
+                 fusion_heads: Sequence[int] = (1, 1, 1, 1),
+                 text_dims: int = 768,
+                 qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None,
+                 drop_rate: float = 0.0,
+                 attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.3,
+                 fusion_drop: float = 0.0,
+                 patch_norm: bool = True,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 act_cfg: OptConfigType = None,
+                 norm_cfg: OptConfigType = None,
+                 with_cp: bool = False,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError('LAVTSwinTransformer: give either pretrained or init_cfg, '
+                                 'not both')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        super().__init__(init_cfg=init_cfg)
+        num_stages = len(depths)
+        for name, values in (('num_heads', num_heads), ('fusion_heads', fusion_heads)):
+            if len(values) != num_stages:
+                raise ValueError(f'LAVTSwinTransformer: {name} has {len(values)} entries but '
+                                 f'depths has {num_stages} stages')
+        if any(i < 0 or i >= num_stages for i in out_indices):
+            raise ValueError(f'LAVTSwinTransformer: out_indices {tuple(out_indices)} must lie '
+                             f'in [0, {num_stages})')
+        act_cfg = act_cfg or dict(type='GELU')
+        norm_cfg = norm_cfg or dict(type='LN')
+        self.embed_dims = embed_dims
+        self.window_size = window_size
+        self.depths = tuple(depths)
+        self.out_indices = tuple(out_indices)
+        self.num_features = [embed_dims * 2**i for i in range(num_stages)]
+
+        self.patch_embed = PatchEmbed(
+            in_channels=in_channels,
+            embed_dims=embed_dims,
+            conv_type='Conv2d',
+            kernel_size=patch_size,
+            stride=patch_size,
+            padding='corner',
+            norm_cfg=norm_cfg if patch_norm else None)
+        self.drop_after_pos = nn.Dropout(p=drop_rate)
+
+        # On the CPU explicitly: the model may be built under a 'meta' device context.
+        drop_path_rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
+        self.stages = ModuleList()
+        self.pwams = ModuleList()
+        self.lang_gates = ModuleList()
+        self.downsamples = ModuleList()
+        for i, dims in enumerate(self.num_features):
+            self.stages.append(
+                SwinBlockSequence(
+                    embed_dims=dims,
+                    num_heads=num_heads[i],
+                    feedforward_channels=int(mlp_ratio * dims),
+                    depth=depths[i],
+                    window_size=window_size,
+                    qkv_bias=qkv_bias,
+                    qk_scale=qk_scale,
+                    drop_rate=drop_rate,
+                    attn_drop_rate=attn_drop_rate,
+                    drop_path_rate=drop_path_rates[sum(depths[:i]):sum(depths[:i + 1])],
+                    downsample=None,
+                    act_cfg=act_cfg,
+                    norm_cfg=norm_cfg,
+                    with_cp=with_cp))
+            self.pwams.append(
+                PWAM(dims, text_dims=text_dims, num_heads=fusion_heads[i],
+                     dropout=fusion_drop))
+            self.lang_gates.append(LanguageGate(dims))
+            if i < num_stages - 1:
+                self.downsamples.append(
+                    PatchMerging(
+                        in_channels=dims,
+                        out_channels=2 * dims,
+                        stride=2,
+                        norm_cfg=norm_cfg if patch_norm else None))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
+        # The last stage's gate would update a stream that no later stage reads (LAVT's
+        # outputs are LayerNorm_i(F), not X). The published code still has it and computes
+        # it; we keep it so official checkpoints load, skip it, and freeze it so that
+        # DistributedDataParallel needs no find_unused_parameters.
+        self.lang_gates[-1].requires_grad_(False)
+
+    def init_weights(self) -> None:
+        """Initialise as the official code does, then load the Swin weights if given.
+
+        Linear layers get truncated-normal(0.02) weights and zero biases, LayerNorms ones and
+        zeros, relative position tables truncated-normal(0.02). With a ``Pretrained``
+        ``init_cfg``, the official Swin checkpoint is converted to our names
+        (:func:`convert_swin_official`, which resizes the relative position tables when the
+        window differs) and loaded over that; PWAMs, gates and output norms keep their
+        initialisation, as in LAVT.
+
+        Raises:
+            FileNotFoundError: When the checkpoint file does not exist.
+            KeyError: When a Swin weight of ours is missing from the checkpoint, or the
+                checkpoint has weights we do not know.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_init(module, std=0.02, bias=0.0)
+            elif isinstance(module, nn.LayerNorm):
+                constant_init(module, val=1.0, bias=0.0)
+        for name, param in self.named_parameters():
+            if name.endswith('relative_position_bias_table'):
+                trunc_normal_(param, std=0.02)
+        if self.init_cfg is None:
+            return
+        if (not isinstance(self.init_cfg, dict) or self.init_cfg.get('type') != 'Pretrained'
+                or 'checkpoint' not in self.init_cfg):
+            raise ValueError('LAVTSwinTransformer only supports '
+                             "init_cfg=dict(type='Pretrained', checkpoint=PATH), got "
+                             f'{self.init_cfg}')
+        self.load_swin_checkpoint(self.init_cfg['checkpoint'])
+
+    def load_swin_checkpoint(self, path: str) -> None:
+        """Load an official Swin checkpoint (ImageNet weights) into the Swin part.
+
+        Args:
+            path (str): Local path of the official file, e.g.
+                ``swin_base_patch4_window12_384_22k.pth``.
+
+        Raises:
+            FileNotFoundError: When ``path`` does not exist.
+            KeyError: When the file does not cover our Swin weights or has unknown ones.
+        """
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'Swin checkpoint {path} not found. RIS-FUSION initialises from the official '
+                f'swin_base_patch4_window12_384_22k.pth ({SWIN_22K_URL}); download it on a '
+                'machine with internet access and give its local path.')
+        checkpoint = load_weights_only(path)
+        state_dict = checkpoint.get('model', checkpoint.get('state_dict', checkpoint))
+        state_dict = convert_swin_official(state_dict, window_size=self.window_size)
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        language_parts = ('pwams.', 'lang_gates.', 'norm')
+        missing_swin = [k for k in missing if not k.startswith(language_parts)]
+        if missing_swin or unexpected:
+            raise KeyError(f'{path} does not match LAVTSwinTransformer(embed_dims='
+                           f'{self.embed_dims}, depths={self.depths}): missing Swin weights '
+                           f'{missing_swin[:5]}, unexpected weights {unexpected[:5]}')
+        print_log(f'LAVTSwinTransformer: loaded Swin weights from {path}; the language '
+                  'modules and output norms keep their initialisation', logger='current')
+
+    def forward(self, x: Tensor, text_feats: Tensor,
+                text_mask: Tensor) -> Tuple[Tensor, ...]:
+        """Extract language-aware multi-scale features.
+
+        Args:
+            x (Tensor): Images (B, C, H, W), normalised.
+            text_feats (Tensor): Word features (B, T, D).
+            text_mask (Tensor): 1 for words, 0 for padding (B, T).
+
+        Returns:
+            tuple[Tensor]: ``LayerNorm_i(F_i)`` of the stages in ``out_indices``, each
+            (B, C_i, H_i, W_i).
+        """
+        if text_feats.dim() != 3 or text_mask.shape != text_feats.shape[:2]:
+            raise ValueError('LAVTSwinTransformer expects text_feats (B, T, D) and text_mask '
+                             f'(B, T); got {tuple(text_feats.shape)} and '
+                             f'{tuple(text_mask.shape)}')
+        text = text_feats.transpose(1, 2)
+        x, hw_shape = self.patch_embed(x)
+        x = self.drop_after_pos(x)
+        outs: List[Tensor] = []
+        for i, stage in enumerate(self.stages):
+            x, hw_shape, _, _ = stage(x, hw_shape)
+            feat = self.pwams[i](x, text, text_mask)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(feat)
+                outs.append(
+                    out.view(-1, *hw_shape, self.num_features[i]).permute(0, 3, 1,
+                                                                          2).contiguous())
+            if i < len(self.downsamples):
+                x = x + self.lang_gates[i](feat) * feat
+                x, hw_shape = self.downsamples[i](x, hw_shape)
+        return tuple(outs)

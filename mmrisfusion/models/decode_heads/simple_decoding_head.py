@@ -1,0 +1,114 @@
+"""LAVT's ``SimpleDecoding``: a top-down decoder over the four language-aware features."""
+from typing import List, Sequence
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.utils import resize
+from torch import Tensor
+
+from mmrisfusion.registry import MODELS
+from mmrisfusion.utils.typing_utils import ConfigType, OptConfigType, OptMultiConfig
+
+
+@MODELS.register_module()
+class SimpleDecodingHead(BaseDecodeHead):
+    """LAVT's decoder: upsample, concatenate, two 3x3 conv-BN-ReLU, from the deepest level up.
+
+    With inputs ``F_1..F_n`` (shallow to deep): ``x = F_n``; for ``i = n-1 .. 1``,
+    ``x = convs(cat[up(x, size(F_i)), F_i])``; then a 1x1 conv to the classes at the
+    resolution of ``F_1`` (1/4 of the image for Swin). Upsampling is bilinear with
+    ``align_corners=True``, as published, also for the final resize to the label or image
+    size done by :class:`BaseDecodeHead` (``loss_by_feat`` / ``predict_by_feat``).
+
+    Call graph: ``loss`` -> ``forward`` -> ``loss_by_feat``;
+    ``predict`` -> ``forward`` -> ``predict_by_feat`` (both from :class:`BaseDecodeHead`).
+
+    Args:
+        in_channels (Sequence[int]): Channels of the inputs, shallow to deep.
+            Defaults to (128, 256, 512, 1024) (Swin-B).
+        channels (int): Hidden channels (LAVT: half the deepest level's). Defaults to 512.
+        num_classes (int): Output classes (background, referred object). Defaults to 2.
+        in_index (Sequence[int]): Which backbone outputs to use. Defaults to (0, 1, 2, 3).
+        norm_cfg (dict, optional): Normalisation after each 3x3 conv.
+            Defaults to None (BatchNorm, as published; use SyncBN for multi-GPU training).
+        act_cfg (dict, optional): Activation after each normalisation.
+            Defaults to None (ReLU).
+        dropout_ratio (float): Dropout before the classifier (LAVT has none).
+            Defaults to 0.0.
+        align_corners (bool): ``align_corners`` of every bilinear resize. Defaults to True.
+        loss_decode (dict | list, optional): Segmentation loss(es).
+            Defaults to None (the published two-class Dice, ``TwoClassDiceLoss``).
+        ignore_index (int): Label ignored by the losses. Defaults to 255.
+        init_cfg (dict | list, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int] = (128, 256, 512, 1024),
+                 channels: int = 512,
+                 num_classes: int = 2,
+                 in_index: Sequence[int] = (0, 1, 2, 3),
+                 norm_cfg: OptConfigType = None,
+                 act_cfg: OptConfigType = None,
+                 dropout_ratio: float = 0.0,
+                 align_corners: bool = True,
+                 loss_decode: OptConfigType = None,
+                 ignore_index: int = 255,
+                 init_cfg: OptMultiConfig = None) -> None:
+        if len(in_channels) < 2 or len(in_channels) != len(in_index):
+            raise ValueError('SimpleDecodingHead needs at least two levels and one in_index '
+                             f'per level; got in_channels={tuple(in_channels)}, '
+                             f'in_index={tuple(in_index)}')
+        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
+        act_cfg = act_cfg or dict(type='ReLU')
+        # The scoped name finds our loss whatever the current default scope is.
+        loss_decode = loss_decode or dict(type='mmrisfusion.TwoClassDiceLoss')
+        super().__init__(
+            list(in_channels),
+            channels,
+            num_classes=num_classes,
+            out_channels=num_classes,
+            dropout_ratio=dropout_ratio,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            in_index=list(in_index),
+            input_transform='multiple_select',
+            loss_decode=loss_decode,
+            ignore_index=ignore_index,
+            align_corners=align_corners,
+            init_cfg=init_cfg)
+        self.fuse_convs = nn.ModuleList()
+        deeper = in_channels[-1]
+        for skip in reversed(in_channels[:-1]):
+            self.fuse_convs.append(
+                nn.Sequential(
+                    self._conv_bn_relu(deeper + skip, channels, norm_cfg, act_cfg),
+                    self._conv_bn_relu(channels, channels, norm_cfg, act_cfg)))
+            deeper = channels
+
+    @staticmethod
+    def _conv_bn_relu(in_channels: int, out_channels: int, norm_cfg: ConfigType,
+                      act_cfg: ConfigType) -> ConvModule:
+        """A bias-free 3x3 conv, then the norm and the activation."""
+        return ConvModule(in_channels, out_channels, 3, padding=1, bias=False,
+                          norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        """Decode the backbone features to class logits.
+
+        Args:
+            inputs (list[Tensor]): Backbone outputs, shallow to deep.
+
+        Returns:
+            Tensor: Logits (B, num_classes, H_1, W_1) at the resolution of the shallowest
+            selected level.
+        """
+        feats = self._transform_inputs(inputs)
+        x = feats[-1]
+        for fuse, skip in zip(self.fuse_convs, reversed(feats[:-1])):
+            if x.shape[-2:] != skip.shape[-2:]:
+                x = resize(x, size=skip.shape[-2:], mode='bilinear',
+                           align_corners=self.align_corners)
+            x = fuse(torch.cat([x, skip], dim=1))
+        return self.cls_seg(x)

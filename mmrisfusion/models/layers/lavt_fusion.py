@@ -1,0 +1,146 @@
+"""LAVT's language-aware blocks: the pixel-word attention module (PWAM) and the language gate.
+
+LAVT (Yang et al., CVPR 2022) inserts both at the end of every Swin stage: PWAM turns the word
+features into a per-pixel multi-modal feature ``F``, the gate decides how much of ``F`` flows
+back into the visual stream (``X <- X + gate(F) * F``). The layers here keep the published
+layout (1x1 ``Conv1d`` on channel-first sequences, parameter-free ``InstanceNorm1d``), so a
+converted official checkpoint reproduces the published numbers.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmrisfusion.registry import MODELS
+
+# Added to the similarity of padded words before the softmax (the published constant).
+_MASK_VALUE = 1e4
+
+
+@MODELS.register_module()
+class PWAM(nn.Module):
+    """Pixel-word attention module of LAVT.
+
+    With ``X`` the visual sequence (B, HW, C) and ``L`` the word features (B, D, T):
+
+    - ``vis = Dropout(GELU(Conv1d(X)))``;
+    - ``Q = IN(Conv1d(X))``, ``K = Conv1d(L) * m``, ``V = Conv1d(L) * m``, split into
+      ``num_heads`` heads; ``A = softmax_words(Q K / sqrt(C) + (1e4 m - 1e4))``;
+      ``lang = IN(Conv1d(A V))``;
+    - ``F = Dropout(GELU(Conv1d(vis * lang)))``.
+
+    The attention scale uses the full channel count ``C`` whatever the number of heads, as
+    published.
+
+    Args:
+        embed_dims (int): Channels ``C`` of the visual features (also of keys and values).
+        text_dims (int): Channels ``D`` of the word features. Defaults to 768.
+        num_heads (int): Attention heads; must divide ``embed_dims``. Defaults to 1.
+        dropout (float): Dropout after the visual and the multi-modal projections.
+            Defaults to 0.0.
+    """
+
+    def __init__(self, embed_dims: int, text_dims: int = 768, num_heads: int = 1,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        if embed_dims % num_heads != 0:
+            raise ValueError(f'PWAM: num_heads={num_heads} must divide '
+                             f'embed_dims={embed_dims}')
+        self.embed_dims = embed_dims
+        self.text_dims = text_dims
+        self.num_heads = num_heads
+        self.vis_proj = nn.Conv1d(embed_dims, embed_dims, 1)
+        self.query_proj = nn.Conv1d(embed_dims, embed_dims, 1)
+        self.key_proj = nn.Conv1d(text_dims, embed_dims, 1)
+        self.value_proj = nn.Conv1d(text_dims, embed_dims, 1)
+        self.out_proj = nn.Conv1d(embed_dims, embed_dims, 1)
+        self.mm_proj = nn.Conv1d(embed_dims, embed_dims, 1)
+        # Parameter-free, per-sample normalisation over the pixels of each channel.
+        self.query_norm = nn.InstanceNorm1d(embed_dims)
+        self.out_norm = nn.InstanceNorm1d(embed_dims)
+        self.act = nn.GELU()
+        self.dropout = nn.Dropout(dropout)
+
+    def attend(self, x: Tensor, text: Tensor, text_mask: Tensor) -> Tensor:
+        """Gather word features for every pixel (the ``lang`` term).
+
+        Args:
+            x (Tensor): Visual features, channel first (B, C, HW).
+            text (Tensor): Word features, channel first (B, D, T).
+            text_mask (Tensor): 1 for words, 0 for padding, (B, 1, T) float.
+
+        Returns:
+            Tensor: Language features per pixel, channel first (B, C, HW).
+        """
+        batch, channels, num_pixels = x.shape
+        head_dims = channels // self.num_heads
+        query = self.query_norm(self.query_proj(x))
+        key = self.key_proj(text) * text_mask
+        value = self.value_proj(text) * text_mask
+        num_words = key.shape[-1]
+        # (B, heads, HW, C/heads) @ (B, heads, C/heads, T)
+        query = query.transpose(1, 2).reshape(batch, num_pixels, self.num_heads,
+                                              head_dims).transpose(1, 2)
+        key = key.reshape(batch, self.num_heads, head_dims, num_words)
+        value = value.reshape(batch, self.num_heads, head_dims, num_words)
+        sim = torch.matmul(query, key) * channels**-0.5
+        sim = sim + (_MASK_VALUE * text_mask.unsqueeze(1) - _MASK_VALUE)
+        attn = F.softmax(sim, dim=-1)
+        out = torch.matmul(attn, value.transpose(2, 3))  # (B, heads, HW, C/heads)
+        out = out.transpose(1, 2).reshape(batch, num_pixels, channels).transpose(1, 2)
+        return self.out_norm(self.out_proj(out))
+
+    def forward(self, x: Tensor, text: Tensor, text_mask: Tensor) -> Tensor:
+        """Compute the multi-modal feature ``F``.
+
+        Args:
+            x (Tensor): Visual features (B, HW, C).
+            text (Tensor): Word features, channel first (B, D, T).
+            text_mask (Tensor): 1 for words, 0 for padding, (B, T) of any numeric dtype.
+
+        Returns:
+            Tensor: ``F`` (B, HW, C).
+        """
+        if x.dim() != 3 or x.shape[-1] != self.embed_dims:
+            raise ValueError(f'PWAM expects visual features (B, HW, {self.embed_dims}), '
+                             f'got {tuple(x.shape)}')
+        if text.dim() != 3 or text.shape[1] != self.text_dims:
+            raise ValueError(f'PWAM expects channel-first word features '
+                             f'(B, {self.text_dims}, T), got {tuple(text.shape)}')
+        if x.shape[1] < 2:
+            raise ValueError('PWAM normalises over pixels and needs at least 2, got 1: the '
+                             'image is too small for this backbone (the last Swin stage is '
+                             '1/32 of the input size)')
+        mask = text_mask.to(x.dtype).unsqueeze(1)
+        x = x.transpose(1, 2)
+        vis = self.dropout(self.act(self.vis_proj(x)))
+        lang = self.attend(x, text, mask)
+        mm = self.dropout(self.act(self.mm_proj(vis * lang)))
+        return mm.transpose(1, 2)
+
+
+@MODELS.register_module()
+class LanguageGate(nn.Module):
+    """LAVT's language gate ``S = tanh(W2 ReLU(W1 F))``, bias-free, element-wise.
+
+    The caller adds ``S * F`` to the visual stream; the tanh lets the gate also subtract.
+
+    Args:
+        embed_dims (int): Channels of ``F``.
+    """
+
+    def __init__(self, embed_dims: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dims, embed_dims, bias=False)
+        self.fc2 = nn.Linear(embed_dims, embed_dims, bias=False)
+
+    def forward(self, feat: Tensor) -> Tensor:
+        """Compute the gate.
+
+        Args:
+            feat (Tensor): The multi-modal feature ``F`` (B, HW, C).
+
+        Returns:
+            Tensor: The gate ``S`` in (-1, 1), same shape as ``feat``.
+        """
+        return torch.tanh(self.fc2(F.relu(self.fc1(feat))))

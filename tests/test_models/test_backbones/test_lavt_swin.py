@@ -1,0 +1,194 @@
+import argparse
+import copy
+
+import pytest
+import torch
+
+from mmrisfusion.models.backbones import LAVTSwinTransformer
+from mmrisfusion.models.layers import PWAM, LanguageGate
+from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
+from mmrisfusion.utils.checkpoint import load_weights_only
+
+TINY = dict(embed_dims=16, depths=(1, 2, 1, 1), num_heads=(1, 2, 2, 4), window_size=4,
+            fusion_heads=(1, 2, 1, 1), text_dims=24, drop_path_rate=0.0)
+
+
+def _text(batch=2, words=6, dims=24, valid=(3, 6)):
+    feats = torch.randn(batch, words, dims)
+    mask = torch.zeros(batch, words, dtype=torch.long)
+    for b, n in enumerate(valid):
+        mask[b, :n] = 1
+    return feats, mask
+
+
+@pytest.fixture(scope='module')
+def official(shared_dir):
+    ref = shared_dir / 'reference' / 'risfusion'
+    checkpoint = load_weights_only(str(ref / 'official_tiny.pth'),
+                                   extra_types=[argparse.Namespace])
+    io = load_weights_only(str(ref / 'io_tiny.pt'))
+    return checkpoint, io
+
+
+def _official_backbone(checkpoint):
+    arch = infer_lavt_arch(checkpoint['model'], checkpoint['args'])['backbone']
+    arch.pop('type')
+    backbone = LAVTSwinTransformer(**arch)
+    weights = {k[len('backbone.'):]: v for k, v in convert_lavt_official(
+        checkpoint['model']).items() if k.startswith('backbone.')}
+    backbone.load_state_dict(weights, strict=True)
+    return backbone.eval()
+
+
+def test_reproduces_published_backbone_outputs(official):
+    """Converted official weights, fed the published fused image, give its four maps.
+
+    The maps amplify float32 rounding about 1e4 times (instance norms on channels whose
+    spread is tiny next to their mean), so each is compared within 1e-4 plus twice its
+    rounding noise, measured as our float32 run against our float64 run (see
+    tools/analysis_tools/check_reference.py). A wrong layer gives differences of order 1.
+    """
+    checkpoint, io = official
+    backbone = _official_backbone(checkpoint)
+    assert backbone.window_size == 7 and backbone.depths == (1, 1, 2, 1)
+    with torch.no_grad():
+        outs = backbone(io['fused'], io['text_feats'], io['text_mask'])
+        exact = copy.deepcopy(backbone).double()(io['fused'].double(),
+                                                 io['text_feats'].double(), io['text_mask'])
+    assert len(outs) == len(io['backbone_outs']) == 4
+    for ours, precise, theirs in zip(outs, exact, io['backbone_outs']):
+        assert ours.shape == theirs.shape
+        noise = (ours.double() - precise).abs().max().item()
+        assert noise < 5e-3
+        assert (ours - theirs).abs().max().item() <= 1e-4 + 2 * noise
+
+
+@pytest.mark.parametrize('size', [(64, 64), (60, 44)])
+def test_output_shapes_with_padding(size):
+    """Sizes that are no multiple of the window or of 2 are padded as in Swin-Seg."""
+    backbone = LAVTSwinTransformer(**TINY).eval()
+    feats, mask = _text()
+    outs = backbone(torch.randn(2, 3, *size), feats, mask)
+    h, w = -(-size[0] // 4), -(-size[1] // 4)
+    for i, out in enumerate(outs):
+        assert out.shape == (2, 16 * 2**i, h, w)
+        h, w = -(-h // 2), -(-w // 2)
+
+
+def test_padded_words_are_ignored():
+    torch.manual_seed(0)
+    backbone = LAVTSwinTransformer(**TINY).eval()
+    image = torch.randn(2, 3, 64, 64)
+    feats, mask = _text()
+    changed_pad, changed_word = feats.clone(), feats.clone()
+    changed_pad[0, 4:] += 5.0  # sample 0 has 3 words: these are padding
+    changed_word[0, 1] += 5.0
+    with torch.no_grad():
+        base = backbone(image, feats, mask)
+        pad = backbone(image, changed_pad, mask)
+        word = backbone(image, changed_word, mask)
+    for a, b, c in zip(base, pad, word):
+        torch.testing.assert_close(a, b)
+        assert (a[0] - c[0]).abs().max() > 1e-3
+        torch.testing.assert_close(a[1], c[1])  # the other sample is untouched
+
+
+def test_train_returns_self_and_every_parameter_learns():
+    backbone = LAVTSwinTransformer(**TINY)
+    assert backbone.train() is backbone and backbone.eval() is backbone
+    backbone.train()
+    feats, mask = _text()
+    sum(out.mean() for out in backbone(torch.randn(2, 3, 64, 64), feats, mask)).backward()
+    no_grad = [n for n, p in backbone.named_parameters() if p.grad is None]
+    # Only the last gate, which feeds no later stage, is frozen (DDP needs every
+    # trainable parameter to get a gradient).
+    assert no_grad == ['lang_gates.3.fc1.weight', 'lang_gates.3.fc2.weight']
+    assert not any(p.requires_grad for p in backbone.lang_gates[3].parameters())
+
+
+def test_default_is_swin_b():
+    with torch.device('meta'):
+        backbone = LAVTSwinTransformer()
+    assert backbone.num_features == [128, 256, 512, 1024]
+    assert backbone.stages[2].blocks[0].attn.w_msa.relative_position_bias_table.shape == (529,
+                                                                                        16)
+    assert len(backbone.stages[2].blocks) == 18
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match='fusion_heads'):
+        LAVTSwinTransformer(**{**TINY, 'fusion_heads': (1, 1)})
+    backbone = LAVTSwinTransformer(**TINY)
+    feats, mask = _text()
+    with pytest.raises(ValueError, match='text_mask'):
+        backbone(torch.randn(2, 3, 64, 64), feats, mask[:, :3])
+    with pytest.raises(ValueError, match='too small'):
+        backbone(torch.randn(2, 3, 32, 32), feats, mask)
+    with pytest.raises(ValueError, match=r'\(B, 24, T\)'):
+        backbone(torch.randn(2, 3, 64, 64), torch.randn(2, 6, 7), mask)
+
+
+def test_missing_pretrained_file_names_it(tmp_path):
+    missing = tmp_path / 'swin_base_patch4_window12_384_22k.pth'
+    backbone = LAVTSwinTransformer(**TINY, pretrained=str(missing))
+    with pytest.raises(FileNotFoundError, match='swin_base_patch4_window12_384_22k.pth'):
+        backbone.init_weights()
+
+
+def _official_swin_file(checkpoint, path):
+    """An ImageNet-style official Swin file from the official LAVT weights."""
+    swin = {k[len('backbone.'):]: v for k, v in checkpoint['model'].items()
+            if k.startswith('backbone.') and '.fusion.' not in k and '.res_gate.' not in k
+            and not k.startswith('backbone.norm')}
+    dims = swin['layers.3.blocks.0.norm1.weight'].shape[0]
+    swin.update({'norm.weight': torch.ones(dims), 'norm.bias': torch.zeros(dims),
+                 'head.weight': torch.zeros(5, dims), 'head.bias': torch.zeros(5),
+                 'layers.2.blocks.1.attn_mask': torch.zeros(4, 49, 49)})
+    torch.save({'model': swin}, path)
+    return swin
+
+
+def test_loads_official_swin_weights(official, tmp_path):
+    """init_cfg Pretrained reads an official Swin file; language modules keep their init."""
+    checkpoint, _ = official
+    _official_swin_file(checkpoint, tmp_path / 'swin.pth')
+    arch = infer_lavt_arch(checkpoint['model'])['backbone']
+    arch.pop('type')
+    backbone = LAVTSwinTransformer(
+        **arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'swin.pth')))
+    backbone.init_weights()
+    reference = _official_backbone(checkpoint).state_dict()
+    ours = backbone.state_dict()
+    swin_keys = [k for k in reference if not k.startswith(('pwams.', 'lang_gates.', 'norm'))]
+    assert len(swin_keys) > 40
+    for key in swin_keys:
+        torch.testing.assert_close(ours[key], reference[key], msg=key)
+
+
+def test_loads_official_swin_with_another_window(official, tmp_path):
+    checkpoint, _ = official
+    _official_swin_file(checkpoint, tmp_path / 'swin.pth')
+    arch = infer_lavt_arch(checkpoint['model'])['backbone']
+    arch.update(window_size=12)
+    arch.pop('type')
+    backbone = LAVTSwinTransformer(**arch, pretrained=str(tmp_path / 'swin.pth'))
+    backbone.init_weights()
+    attn = backbone.stages[0].blocks[0].attn.w_msa
+    assert attn.relative_position_bias_table.shape == (23 * 23, 1)
+    # The resized table keeps the centre (zero offset) value up to interpolation.
+    table7 = checkpoint['model']['backbone.layers.0.blocks.0.attn.relative_position_bias_table']
+    assert torch.isclose(attn.relative_position_bias_table[23 * 11 + 11], table7[13 * 6 + 6],
+                         atol=1e-5).all()
+    assert backbone(torch.randn(1, 3, 64, 64), *_text(1, 4, 768, (2, ))) is not None
+
+
+def test_pwam_heads_split_channels():
+    pwam = PWAM(8, text_dims=4, num_heads=2).eval()
+    x, text = torch.randn(2, 10, 8), torch.randn(2, 4, 5)
+    mask = torch.ones(2, 5)
+    out = pwam(x, text, mask)
+    assert out.shape == (2, 10, 8)
+    with pytest.raises(ValueError, match='divide'):
+        PWAM(8, num_heads=3)
+    gate = LanguageGate(8)
+    assert gate(out).abs().max() < 1

@@ -1,0 +1,103 @@
+import argparse
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+
+from mmrisfusion.models.decode_heads import SimpleDecodingHead
+from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
+from mmrisfusion.structures import RISDataSample
+from mmrisfusion.utils.checkpoint import load_weights_only
+
+TINY = dict(in_channels=(8, 16, 32, 64), channels=16)
+
+
+def _feats(batch=2, size=(15, 11), channels=(8, 16, 32, 64)):
+    h, w = size
+    feats = []
+    for c in channels:
+        feats.append(torch.randn(batch, c, h, w))
+        h, w = -(-h // 2), -(-w // 2)
+    return feats
+
+
+def _samples(labels):
+    samples = []
+    for label in labels:
+        sample = RISDataSample()
+        sample.gt_sem_seg = PixelData(data=label[None])
+        samples.append(sample)
+    return samples
+
+
+def test_reproduces_published_logits(shared_dir):
+    """Converted official weights turn the published backbone maps into its logits."""
+    ref = shared_dir / 'reference' / 'risfusion'
+    checkpoint = load_weights_only(str(ref / 'official_tiny.pth'),
+                                   extra_types=[argparse.Namespace])
+    io = load_weights_only(str(ref / 'io_tiny.pt'))
+    arch = infer_lavt_arch(checkpoint['model'])['decode_head']
+    arch.pop('type')
+    head = SimpleDecodingHead(**arch).eval()
+    head.load_state_dict({k[len('decode_head.'):]: v for k, v in convert_lavt_official(
+        checkpoint['model']).items() if k.startswith('decode_head.')}, strict=True)
+    with torch.no_grad():
+        logits = head.predict(io['backbone_outs'], [dict(img_shape=(224, 224),
+                                                         pad_shape=(224, 224))], None)
+    assert (logits - io['logits']).abs().max().item() <= 1e-4
+
+
+def test_forward_shape_at_first_level():
+    head = SimpleDecodingHead(**TINY)
+    assert head.forward(_feats()).shape == (2, 2, 15, 11)
+    assert len(head.fuse_convs) == 3 and head.conv_seg.out_channels == 2
+
+
+def test_loss_is_published_dice_on_upsampled_logits():
+    torch.manual_seed(0)
+    head = SimpleDecodingHead(**TINY)
+    feats = _feats(size=(8, 8))
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    labels[0, 4:20, 6:30] = 1
+    losses = head.loss(feats, _samples(labels), None)
+    assert set(losses) == {'loss_dice', 'acc_seg'}
+    logits = F.interpolate(head.forward(feats), size=(32, 32), mode='bilinear',
+                           align_corners=True)
+    prob, target = torch.sigmoid(logits[:, 1]), labels.float()
+    per_sample = []
+    for b in range(2):
+        dices = []
+        for p, t in ((prob[b], target[b]), (1 - prob[b], 1 - target[b])):
+            if t.sum() > 0:
+                dices.append((2 * (p * t).sum() + 1e-6) / (p.sum() + t.sum() + 1e-6))
+        per_sample.append(1 - torch.stack(dices).mean())
+    torch.testing.assert_close(losses['loss_dice'], torch.stack(per_sample).mean())
+    losses['loss_dice'].backward()
+    assert all(p.grad is not None for p in head.parameters())
+
+
+def test_weighted_cross_entropy_option():
+    head = SimpleDecodingHead(**TINY, loss_decode=dict(type='CrossEntropyLoss',
+                                                       class_weight=[0.9, 1.1],
+                                                       loss_name='loss_ce'))
+    labels = torch.randint(0, 2, (2, 32, 32))
+    losses = head.loss(_feats(size=(8, 8)), _samples(labels), None)
+    assert losses['loss_ce'].item() > 0
+
+
+def test_predict_resizes_with_align_corners():
+    head = SimpleDecodingHead(**TINY).eval()
+    feats = _feats(size=(8, 8))
+    out = head.predict(feats, [dict(img_shape=(30, 30), pad_shape=(32, 32))], None)
+    expected = F.interpolate(head.forward(feats), size=(32, 32), mode='bilinear',
+                             align_corners=True)
+    torch.testing.assert_close(out, expected)
+
+
+def test_swin_b_defaults_and_bad_config():
+    head = SimpleDecodingHead()
+    assert head.fuse_convs[0][0].conv.in_channels == 1024 + 512
+    assert head.align_corners is True and head.dropout is None
+    with pytest.raises(ValueError, match='in_index'):
+        SimpleDecodingHead(in_channels=(8, 16), in_index=(0, 1, 2))

@@ -1,0 +1,86 @@
+import contextlib
+import importlib.util
+import io as std_io
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope='module')
+def check_reference():
+    spec = importlib.util.spec_from_file_location(
+        'check_reference', REPO_ROOT / 'tools' / 'analysis_tools' / 'check_reference.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def reference(shared_dir):
+    ref = shared_dir / 'reference' / 'risfusion'
+    return ref / 'official_tiny.pth', ref / 'io_tiny.pt'
+
+
+@pytest.fixture(scope='module')
+def run(check_reference, reference):
+    """One run of the tool on the shared reference: exit status and printed table."""
+    out = std_io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = check_reference.main([str(reference[0]), str(reference[1])])
+    return status, out.getvalue()
+
+
+def _rows(output):
+    """(name, diff, noise) of every line of the printed table."""
+    rows = []
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) == 5 and fields[4] in ('ok', 'FAIL'):
+            rows.append((fields[0], float(fields[1]), float(fields[2])))
+    return rows
+
+
+def test_matches_published_outputs(run):
+    """The acceptance test: every published output matches (1e-4 beyond float32 noise)."""
+    status, out = run
+    assert status == 0, out
+    rows = dict((name, (diff, noise)) for name, diff, noise in _rows(out))
+    assert set(rows) == {'fused', 'logits', 'backbone_outs[0]', 'backbone_outs[1]',
+                         'backbone_outs[2]', 'backbone_outs[3]', 'dice_loss',
+                         'fusion_loss_raw', 'fusion_loss_weighted'}
+    # Well-conditioned outputs meet 1e-4 outright; the backbone maps carry float32 noise
+    # of about 1e-3, which the published outputs share.
+    for name in ('fused', 'logits', 'dice_loss', 'fusion_loss_raw', 'fusion_loss_weighted'):
+        assert rows[name][0] <= 1e-4, name
+    for name in ('backbone_outs[1]', 'backbone_outs[3]'):
+        assert rows[name][1] < 5e-3, name
+
+
+def test_strict_mode_and_failures(check_reference, run, capsys):
+    rows = _rows(run[1])
+    failed = check_reference.report(rows, 1e-4, strict=True)
+    assert failed and all(name.startswith('backbone_outs') for name in failed)
+    assert check_reference.report(rows, 1e-4) == []
+    wrong = [(name, diff + 1e-2 if name == 'backbone_outs[2]' else diff, noise)
+             for name, diff, noise in rows]
+    assert check_reference.report(wrong, 1e-4) == ['backbone_outs[2]']
+    assert 'FAIL' in capsys.readouterr().out
+
+
+def test_names_a_missing_io_entry(check_reference, reference, tmp_path):
+    io = torch.load(str(reference[1]), weights_only=True)
+    del io['dice_loss']
+    torch.save(io, tmp_path / 'io.pt')
+    with pytest.raises(KeyError, match='dice_loss'):
+        check_reference.main([str(reference[0]), str(tmp_path / 'io.pt')])
+
+
+def test_names_a_wrong_output_shape(check_reference, reference, tmp_path):
+    io = torch.load(str(reference[1]), weights_only=True)
+    io['logits'] = io['logits'][:, :, :100]
+    torch.save(io, tmp_path / 'io.pt')
+    with pytest.raises(ValueError, match='logits'):
+        check_reference.main([str(reference[0]), str(tmp_path / 'io.pt')])
