@@ -96,16 +96,27 @@ def test_identical_images_give_the_ideal_values():
                                               img[:8, :8]))
 
 
-def _nabf_loops(fused, ir, vis):
-    """Kumar's modified Nabf written pixel by pixel from its published description."""
+def _nabf_loops(fused, ir, vis, border):
+    """Kumar's modified Nabf written pixel by pixel from his published description, with his
+    names: ``gv`` is the response to the x-derivative kernel and the angle is atan(gv / gh).
+    """
+
+    def extend(x):
+        if border == 'replicate':
+            return np.pad(x, 1, mode='edge')
+        # per_extn_im_fn: the second row / column copied outwards (mirror without the edge)
+        ext = np.pad(x, 1)
+        ext[0], ext[-1] = ext[2], ext[-3]
+        ext[:, 0], ext[:, -1] = ext[:, 2], ext[:, -3]
+        return ext
 
     def sobel(x):
         h, w = x.shape
-        ext = np.pad(x, 1, mode='edge')  # one-pixel border replication
+        ext = extend(x)
         gv = np.zeros((h, w))
         gh = np.zeros((h, w))
-        kv = [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]
-        kh = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+        kv = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+        kh = [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]
         for i in range(h):
             for j in range(w):
                 for a in range(3):
@@ -154,17 +165,31 @@ def _nabf_loops(fused, ir, vis):
     return penalty / weight_sum
 
 
-def test_nabf_matches_a_pixel_loop():
+@pytest.mark.parametrize('border', ['reflect', 'replicate'])
+def test_nabf_matches_a_pixel_loop(border):
     rng = np.random.default_rng(1)
     ir = np.round(rng.uniform(0, 255, (14, 17)))
     vis = np.round(rng.uniform(0, 255, (14, 17)))
     vis[:, :5] = 40  # flat part: zero gradients and the 0/0 angle case
     for fused in (np.maximum(ir, vis), np.round(rng.uniform(0, 255, (14, 17)))):
-        expected = _nabf_loops(fused, ir, vis)
+        expected = _nabf_loops(fused, ir, vis, border)
         assert expected > 0
-        assert nabf(fused, ir, vis) == pytest.approx(expected, rel=1e-6)  # float32 inside
+        got = nabf(fused, ir, vis, border=border)
+        assert got == pytest.approx(expected, rel=1e-6)  # float32 inside
     # Sobel is linear: the average's gradient is never stronger than both sources' ones.
-    assert nabf((ir + vis) / 2, ir, vis) == _nabf_loops((ir + vis) / 2, ir, vis) == 0.0
+    mean = (ir + vis) / 2
+    assert nabf(mean, ir, vis, border=border) == _nabf_loops(mean, ir, vis, border) == 0.0
+    assert FUSION_METRICS['Nabf'](fused, ir, vis) == nabf(fused, ir, vis, border='reflect')
+    with pytest.raises(ValueError, match='reflect'):
+        nabf(fused, ir, vis, border='wrap')
+
+
+def test_nabf_border_conventions_differ_slightly():
+    rng = np.random.default_rng(2)
+    ir, vis, fused = (np.round(rng.uniform(0, 255, (30, 40))) for _ in range(3))
+    assert nabf(fused, ir, vis, 'reflect') != nabf(fused, ir, vis, 'replicate')
+    assert nabf(fused, ir, vis, 'reflect') == pytest.approx(nabf(fused, ir, vis, 'replicate'),
+                                                            rel=0.2)
 
 
 def test_gray_conversion_is_opencv_luma():

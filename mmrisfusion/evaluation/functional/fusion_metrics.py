@@ -25,6 +25,7 @@ up: ``SSIM_dr2`` is what published tables report (scikit-image < 0.20 silently u
 ``data_range=2`` for float input although the images are on 0..255, which makes C1 and C2
 almost zero); ``SSIM_dr255`` uses the physically meaningful ``data_range=255``.
 """
+import functools
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
@@ -483,25 +484,38 @@ def _nabf_preservation(g_a: Array, a_a: Array, g_f: Array, a_f: Array) -> Array:
     return np.sqrt(q_g, out=q_g)
 
 
-def nabf(fused: Array, ir: Array, vis: Array) -> float:
+def nabf(fused: Array, ir: Array, vis: Array, border: str = 'reflect') -> float:
     """Nabf: the noise/artifact rate that fusion adds (Kumar's modified measure).
 
     Edges stronger in F than in both sources count as artifacts:
     Nabf = sum(na ((1 - Q_AF) w_A + (1 - Q_BF) w_B)) / sum(w_A + w_B), na = [g_F > g_A and
-    g_F > g_B], w = g^1.5 where g >= 2 else 0.001. Sobel kernels / 8 on the image with its
-    border pixel replicated; Q_AF = sqrt(Q_g Q_a) with Q_g = 0.9999 / (1 + e^(-19 (G - 0.5))),
+    g_F > g_B], w = g^1.5 where g >= 2 else 0.001, with Sobel kernels / 8;
+    Q_AF = sqrt(Q_g Q_a) with Q_g = 0.9999 / (1 + e^(-19 (G - 0.5))),
     Q_a = 0.9995 / (1 + e^(-22 (A - 0.5))), A = ||a_A - a_F| - pi/2| * 2/pi. Lower is better.
+
+    The border: SPEC.md words it as one-pixel border replication, but Kumar's published
+    code (``per_extn_im_fn`` before ``sobel_fn``) and its Python ports copy the second row
+    and column outwards, i.e. mirror without repeating the edge pixel; ``'reflect'`` (the
+    default) does that, for numbers comparable with published tables, and ``'replicate'``
+    repeats the edge pixel. Only the outermost pixels differ. (Kumar calls the x-derivative
+    ``gv`` and takes atan(gv / gh), the inverse ratio of ours; A is unchanged by that,
+    since it only depends on the angle difference modulo pi up to sign.)
 
     Args:
         fused (np.ndarray): (H, W) fused gray image, 0..255.
         ir (np.ndarray): (H, W) infrared gray image, 0..255.
         vis (np.ndarray): (H, W) visible gray image, 0..255.
+        border (str): 'reflect' or 'replicate', the padding of the Sobel filters.
+            Defaults to 'reflect'.
 
     Returns:
         float: Nabf, in [0, 1].
     """
     _check_same_shape(fused, ir, vis)
-    grads = [tuple(g / 8 for g in _sobel_same(img, cv2.BORDER_REPLICATE))
+    borders = {'reflect': cv2.BORDER_REFLECT_101, 'replicate': cv2.BORDER_REPLICATE}
+    if border not in borders:
+        raise ValueError(f"border must be 'reflect' or 'replicate', got {border!r}")
+    grads = [tuple(g / 8 for g in _sobel_same(img, borders[border]))
              for img in (fused, ir, vis)]
     penalty = 0.0
     weight_sum = 0.0
@@ -618,8 +632,8 @@ FUSION_METRICS: Dict[str, Callable[[Array, Array, Array], float]] = {
     'SCD': scd,
     'VIF': vif,
     'Qabf': qabf,
-    'SSIM_dr2': lambda fused, ir, vis: ssim(fused, ir, vis, data_range=2.0),
-    'SSIM_dr255': lambda fused, ir, vis: ssim(fused, ir, vis, data_range=255.0),
+    'SSIM_dr2': functools.partial(ssim, data_range=2.0),
+    'SSIM_dr255': functools.partial(ssim, data_range=255.0),
     'PSNR': psnr,
     'CC': correlation_coefficient,
     'MSE': mse,
