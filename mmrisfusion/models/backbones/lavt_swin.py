@@ -39,7 +39,7 @@ class LAVTSwinTransformer(BaseModule):
     Call graph: ``forward(x, text_feats, text_mask)`` -> ``patch_embed`` -> for every stage
     ``stages[i]`` -> ``pwams[i]`` -> ``norm{i}`` (output) -> ``lang_gates[i]`` ->
     ``downsamples[i]`` (the last two not after the last stage, whose gate is kept only for
-    checkpoint compatibility and frozen).
+    checkpoint compatibility and gets no gradient, as in LAVT).
 
     The defaults are RIS-FUSION's Swin-B (window 12, for the
     ``swin_base_patch4_window12_384_22k`` weights); use ``window_size=7`` with the ImageNet-1k
@@ -174,9 +174,8 @@ class LAVTSwinTransformer(BaseModule):
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
         # The last stage's gate would update a stream that no later stage reads (LAVT's
         # outputs are LayerNorm_i(F), not X). The published code still has it and computes
-        # it; we keep it so official checkpoints load, skip it, and freeze it so that
-        # DistributedDataParallel needs no find_unused_parameters.
-        self.lang_gates[-1].requires_grad_(False)
+        # it; we keep it so official checkpoints load but skip computing it. Its parameters
+        # get no gradient, as in LAVT: DDP needs find_unused_parameters=True.
 
     def init_weights(self) -> None:
         """Initialise as the official code does, then load the Swin weights if given.

@@ -3,9 +3,9 @@ from typing import List, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.utils import resize
 from torch import Tensor
 
 from mmrisfusion.registry import MODELS
@@ -108,7 +108,7 @@ class SimpleDecodingHead(BaseDecodeHead):
         x = feats[-1]
         for fuse, skip in zip(self.fuse_convs, reversed(feats[:-1])):
             if x.shape[-2:] != skip.shape[-2:]:
-                x = resize(x, size=skip.shape[-2:], mode='bilinear',
-                           align_corners=self.align_corners)
+                x = F.interpolate(x, size=skip.shape[-2:], mode='bilinear',
+                                  align_corners=self.align_corners)
             x = fuse(torch.cat([x, skip], dim=1))
         return self.cls_seg(x)
