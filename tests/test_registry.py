@@ -1,7 +1,8 @@
 """Every ``type`` in every shipped config resolves in a fresh process.
 
-The child process imports nothing but ``mmrisfusion.registry``: the registry ``locations``
-alone must find our types and mmseg's and mmengine's.
+The child process imports nothing but ``mmrisfusion.registry`` and mmengine's Runner (which
+every tool imports and which fills mmengine's own registries): the registry ``locations``
+alone must find our types and mmseg's.
 """
 import json
 import subprocess
@@ -17,6 +18,7 @@ RESOLVER = r'''
 import json, sys
 from mmengine.config import Config
 from mmengine import registry as mme
+import mmengine.runner  # noqa: F401  (what tools/train.py imports: mmengine's own types)
 import mmrisfusion.registry  # noqa: F401  (only the nodes, nothing registered up front)
 
 # The registry a `type` belongs to, from the nearest key above it that names one.
@@ -30,8 +32,9 @@ BY_KEY = {
     'optim_wrapper': mme.OPTIM_WRAPPERS, 'optimizer': mme.OPTIMIZERS,
     'param_scheduler': mme.PARAM_SCHEDULERS,
     'visualizer': mme.VISUALIZERS, 'vis_backends': mme.VISBACKENDS,
-    'model_wrapper_cfg': mme.MODEL_WRAPPERS,
+    'model_wrapper_cfg': mme.MODEL_WRAPPERS, 'init_cfg': mme.WEIGHT_INITIALIZERS,
 }
+HOOK_KEYS = ('default_hooks', 'custom_hooks')
 LOOP_KEYS = ('train_cfg', 'val_cfg', 'test_cfg')
 
 
@@ -53,9 +56,13 @@ def registry_for(path):
         return mme.OPTIM_WRAPPER_CONSTRUCTORS
     if len(path) == 1 and path[0] in LOOP_KEYS:
         return mme.LOOPS
+    if path[0] in HOOK_KEYS:
+        return mme.HOOKS
     for key in reversed(path):
         if key in BY_KEY:
             return BY_KEY[key]
+        if isinstance(key, str) and key.endswith('_pipeline'):
+            return mme.TRANSFORMS
     return None
 
 
