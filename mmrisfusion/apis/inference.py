@@ -41,23 +41,6 @@ class RISResult(NamedTuple):
     data_sample: RISDataSample
 
 
-def _drop_pretrained_init(cfg: Any) -> None:
-    """Remove ``init_cfg=dict(type='Pretrained', ...)`` everywhere in a model config.
-
-    With a checkpoint given, every weight is overwritten by a strict load, so pretrained
-    files named in the config (Swin 22k, ...) need not be on disk.
-    """
-    if isinstance(cfg, dict):
-        init_cfg = cfg.get('init_cfg')
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            cfg['init_cfg'] = None
-        for value in cfg.values():
-            _drop_pretrained_init(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            _drop_pretrained_init(value)
-
-
 def _read_state_dict(path: Path) -> tuple:
     """Read ``(state_dict, meta)`` from a ``.safetensors`` or weights-only ``.pth`` file."""
     if path.suffix == '.safetensors':
@@ -130,9 +113,10 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
     Args:
         config (str | Path | Config): Config file or object.
         checkpoint (str, optional): A ``.pth`` (weights only) or ``.safetensors`` file,
-            loaded strictly. Pretrained initialisations named in the config are then
-            skipped, as the checkpoint overwrites them. Defaults to None (the config's own
-            initialisation).
+            loaded strictly. Pretrained backbone files named in ``init_cfg`` are not read
+            (``init_weights`` is not called); a text encoder built from a local Hugging Face
+            folder still reads that folder, whose config defines its architecture.
+            Defaults to None (random weights, as built).
         device (str): Device to put the model on. Defaults to 'cpu'.
         cfg_options (dict, optional): Overrides merged into the config. Defaults to None.
 
@@ -151,8 +135,6 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
     if 'model' not in config:
         raise KeyError(f'config {config.filename} has no `model` key')
     config.model.train_cfg = None
-    if checkpoint is not None:
-        _drop_pretrained_init(config.model)
     init_default_scope(config.get('default_scope', 'mmrisfusion'))
     from mmrisfusion.registry import MODELS
     model = MODELS.build(config.model)
