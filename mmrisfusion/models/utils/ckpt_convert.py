@@ -492,8 +492,8 @@ def convert_risfusion_official(checkpoint: dict, bert_folder: Optional[str] = No
     configs = infer_lavt_arch(checkpoint['model'], args)
     configs['fuser'] = official_fuser_config(checkpoint['prefusion_model'])
     state_dict = convert_lavt_official(checkpoint['model'])
-    state_dict.update(
-        (f'fuser.{k}', v) for k, v in convert_official_fuser(checkpoint['prefusion_model']).items())
+    fuser_state = convert_official_fuser(checkpoint['prefusion_model'])
+    state_dict.update((f'fuser.{k}', v) for k, v in fuser_state.items())
     bert_state = None
     if 'bert_model' in checkpoint:
         bert_state = convert_hf_bert(checkpoint['bert_model'])
