@@ -91,8 +91,10 @@ def swap_missing_files(node, swapped, clip):
     return node
 
 
-def count(module):
-    return sum(p.numel() for p in module.parameters()) if module is not None else 0
+def count(module, trainable=False):
+    if module is None:
+        return 0
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
 
 
 clip_cache = []
@@ -131,7 +133,8 @@ for path in sys.argv[1:]:
         result.update(
             type=type(model).__name__, swapped=swapped, total=count(model),
             parts={name: count(getattr(model, name, None))
-                   for name in ('text_encoder', 'fuser', 'backbone', 'decode_head')})
+                   for name in ('text_encoder', 'fuser', 'backbone', 'decode_head')},
+            trainable_text=count(getattr(model, 'text_encoder', None), trainable=True))
     results[path] = result
 print('RESULTS' + json.dumps(results))
 '''
@@ -184,6 +187,15 @@ def test_missing_pretrained_files_are_named(built, path):
     message = result['missing_error']
     assert message is not None, f'{path} built although {result["swapped"]} are missing'
     assert any(name in message for name in result['swapped']), message
+
+
+def test_lavt_variant_trains_the_first_10_bert_layers(built):
+    parts = built[SWIN_B]
+    lavt = built['configs/risfusion/risfusion_swin-b_bert-10l_10e-nodecay_mm-ris-480.py']
+    assert parts['trainable_text'] == parts['parts']['text_encoder']
+    bert_layer = 7_087_872  # one bert-base transformer layer
+    assert lavt['trainable_text'] == 10 * bert_layer
+    assert lavt['parts'] == parts['parts']
 
 
 def test_missing_bert_says_where_it_comes_from(built):

@@ -244,3 +244,13 @@ def test_built_without_a_config(cfg):
              for k in ('text_encoder', 'fuser', 'backbone', 'decode_head', 'fusion_losses')}
     model = RISFusion(**parts, data_preprocessor=dict(type='RISDataPreProcessor'))
     assert isinstance(model, RISFusion) and model.fusion_loss_weight == LAMBDA
+
+
+def test_without_fusion_losses_only_the_segmentation_trains_the_fuser(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.fusion_losses = None
+    model = MODELS.build(model_cfg)
+    losses = model(**_preprocessed(model), mode='loss')
+    assert set(losses) == {'decode.loss_dice', 'decode.acc_seg'}
+    model.parse_losses(losses)[0].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fuser.parameters())
