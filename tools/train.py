@@ -61,9 +61,8 @@ def enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
-def main() -> None:
-    """Build the runner from the config and the flags, and train."""
-    args = parse_args()
+def build_config(args: argparse.Namespace) -> Config:
+    """The config with the command line applied (work dir, AMP, resume, overrides)."""
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -76,6 +75,13 @@ def main() -> None:
     if args.resume is not None:
         cfg.resume = True
         cfg.load_from = None if args.resume == 'auto' else args.resume
+    return cfg
+
+
+def main() -> None:
+    """Build the runner from the config and the flags, and train."""
+    args = parse_args()
+    cfg = build_config(args)
     setup_launcher(cfg, args.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()

@@ -124,3 +124,18 @@ def test_amp_flag(monkeypatch):
     other = Config(dict(optim_wrapper=dict(type='MyWrapper')))
     with pytest.raises(SystemExit, match="'MyWrapper'"):
         train['enable_amp'](other)
+
+
+def test_train_flags(config, monkeypatch):
+    train = runpy.run_path(str(REPO_ROOT / 'tools' / 'train.py'))
+
+    def build(*argv):
+        monkeypatch.setattr(sys, 'argv', ['train.py', config, *argv])
+        return train['build_config'](train['parse_args']())
+
+    cfg = build()
+    assert cfg.work_dir == 'work_dirs/tiny' and not cfg.resume
+    cfg = build('--resume', '--work-dir', 'w')
+    assert cfg.resume and cfg.load_from is None and cfg.work_dir == 'w'
+    cfg = build('--resume', 'w/epoch_3.pth', '--cfg-options', 'train_cfg.max_epochs=7')
+    assert cfg.resume and cfg.load_from == 'w/epoch_3.pth' and cfg.train_cfg.max_epochs == 7
