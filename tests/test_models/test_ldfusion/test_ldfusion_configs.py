@@ -98,6 +98,7 @@ def test_tiny_config_trains_lowers_the_loss_and_evaluates(tmp_path, hf_clip_dir,
     cfg.train_cfg.max_epochs = cfg.train_cfg.val_interval = 16
     cfg.default_hooks.checkpoint.interval = 16
     cfg.log_level = 'WARNING'
+    cfg.randomness = dict(seed=0)
     runner = Runner.from_cfg(cfg)
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     probe = FixedBatchLoss(pseudo_collate([dataset[0], dataset[1]]))
