@@ -139,3 +139,19 @@ def test_train_flags(config, monkeypatch):
     assert cfg.resume and cfg.load_from is None and cfg.work_dir == 'w'
     cfg = build('--resume', 'w/epoch_3.pth', '--cfg-options', 'train_cfg.max_epochs=7')
     assert cfg.resume and cfg.load_from == 'w/epoch_3.pth' and cfg.train_cfg.max_epochs == 7
+
+
+def test_benchmark(config, data_root, trained, tmp_path, monkeypatch):
+    out = tmp_path / 'bench.json'
+    monkeypatch.setattr(sys, 'argv', [
+        'benchmark.py', config, '--checkpoint', str(trained / 'epoch_1.pth'), '--iters', '2',
+        '--warmup', '0', '--batch-size', '2', '--device', 'cpu', '--out', str(out),
+        '--cfg-options', *data_options(data_root)])
+    runpy.run_path(str(REPO_ROOT / 'tools' / 'analysis_tools' / 'benchmark.py'),
+                   run_name='__main__')
+    report = json.loads(out.read_text())
+    assert report['train_batch_size'] == 2 and report['iters'] == 2
+    assert 0 < report['inference']['min_ms'] <= report['inference']['mean_ms']
+    assert 0 < report['train_step']['min_ms'] <= report['train_step']['mean_ms']
+    assert report['peak_memory_mib']['train'] >= report['peak_memory_mib']['inference'] > 0
+    assert 1.0 < report['params_m'] < 3.0  # the tiny config has 1.7 M parameters
