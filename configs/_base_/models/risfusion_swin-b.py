@@ -62,6 +62,9 @@ model = dict(
         num_classes=2,
         norm_cfg=dict(type='BN', requires_grad=True),
         align_corners=True,
+        # The published two-class Dice. LAVT's own loss is close to mmseg's
+        # dict(type='CrossEntropyLoss', class_weight=[0.9, 1.1]), which divides by the pixel
+        # count where LAVT's F.cross_entropy divides by the summed class weights.
         loss_decode=dict(type='TwoClassDiceLoss', loss_weight=1.0)),
     # The published weights (lambda = 3.0; the terms with weight 0 are left out).
     fusion_losses=[
