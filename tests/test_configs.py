@@ -30,7 +30,7 @@ TINY = 'configs/risfusion/risfusion_tiny_test.py'
 SWIN_B = 'configs/risfusion/risfusion_swin-b_bert_10e_mm-ris-480.py'
 
 BUILD_ALL = r'''
-import json, os, sys, tempfile, time
+import copy, json, os, sys, tempfile, time
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
@@ -97,6 +97,17 @@ def count(module, trainable=False):
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
 
 
+def build(model_cfg):
+    # On the meta device (no memory, no init cost) unless a part needs real weights when
+    # built: transformers refuses from_pretrained under it (a local text encoder or CLIP
+    # that exists here), and the CLIP losses encode their prompts at construction.
+    try:
+        with torch.device('meta'):
+            return MODELS.build(copy.deepcopy(model_cfg)), 'meta'
+    except (RuntimeError, NotImplementedError):
+        return MODELS.build(model_cfg), 'cpu'
+
+
 clip_cache = []
 def clip():
     if not clip_cache:
@@ -115,20 +126,14 @@ for path in sys.argv[1:]:
         swap_missing_files(model_cfg, swapped, lambda: 'unused')
         if swapped:  # the config as written must fail, naming a missing file
             try:
-                with torch.device('meta'):
-                    MODELS.build(cfg.model)
+                build(cfg.model)
                 result['missing_error'] = None
             except FileNotFoundError as err:
                 result['missing_error'] = str(err)
         swapped = []
         model_cfg = swap_missing_files(model_cfg, swapped, clip)
-        # On the meta device (no memory, no init cost), except with a CLIP stand-in: the CLIP
-        # losses encode their prompts when built, which needs real weights.
-        device = 'cpu' if clip_cache and any('clip' in str(name).lower() for name in swapped) \
-            else 'meta'
         start = time.perf_counter()
-        with torch.device(device):
-            model = MODELS.build(model_cfg)
+        model, result['device'] = build(model_cfg)
         result['build_s'] = round(time.perf_counter() - start, 2)
         result.update(
             type=type(model).__name__, swapped=swapped, total=count(model),
