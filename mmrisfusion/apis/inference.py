@@ -152,9 +152,14 @@ def _pipeline_config(cfg: Config) -> list:
     """The pipeline evaluation runs: the test dataset's, else the config's ``test_pipeline``.
 
     The dataset's pipeline comes first: a leaf config may redefine it without touching the
-    ``test_pipeline`` variable inherited from its base.
+    ``test_pipeline`` variable inherited from its base. Dataset wrappers (``dataset=`` as in
+    ``MismatchedTextDataset``, ``datasets=[...]`` as in ``ConcatDataset``) are looked into,
+    first dataset first.
     """
-    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
+    node = cfg.get('test_dataloader', {}).get('dataset')
+    while isinstance(node, dict) and 'pipeline' not in node:
+        node = node.get('dataset', (node.get('datasets') or [None])[0])
+    pipeline = node.get('pipeline') if isinstance(node, dict) else None
     if pipeline is None:
         pipeline = cfg.get('test_pipeline')
     if pipeline is None:

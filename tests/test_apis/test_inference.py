@@ -165,3 +165,18 @@ def test_image_demo(checkpoints, pair, tmp_path, monkeypatch):
     mask = cv2.imread(str(out / 'mask.png'), cv2.IMREAD_UNCHANGED)
     assert mask.shape == cv2.imread(str(vis_path)).shape[:2]
     assert set(np.unique(mask)) <= {0, 255}
+
+
+def test_pipeline_of_wrapped_test_dataset():
+    from mmrisfusion.apis.inference import _pipeline_config
+    inner = [dict(type='LoadRISImages'), dict(type='PackRISInputs')]
+    wrapped = Config(dict(
+        test_pipeline=[dict(type='Stale')],
+        test_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
+            dict(type='MMRISDataset', pipeline=inner),
+            dict(type='MismatchedTextDataset', dataset=dict(type='MMRISDataset',
+                                                            pipeline=[]))]))))
+    assert _pipeline_config(wrapped) == inner
+    assert _pipeline_config(Config(dict(test_pipeline=inner))) == inner
+    with pytest.raises(KeyError, match='test_pipeline'):
+        _pipeline_config(Config(dict(test_dataloader=dict(dataset=dict(type='X')))))
