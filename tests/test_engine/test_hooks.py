@@ -99,6 +99,20 @@ def test_result_saver_writes_every_sample(tmp_path):
     assert records[2]['text'] == 'object number 2'
 
 
+def test_result_saver_skips_mismatched_text_pass(tmp_path):
+    hook = RISResultSaverHook(str(tmp_path), progress=False)
+    runner = SimpleNamespace(test_dataloader=SimpleNamespace(dataset=[None] * 2))
+    hook.before_test_epoch(runner)
+    batch, outputs = make_batch(0, 2)
+    outputs[1].set_metainfo(dict(text_permuted=True, sample_idx=0, img_name='img0.png'))
+    outputs[1].pred_fused = PixelData(data=torch.zeros(3, SIZE, SIZE))
+    hook.after_test_iter(runner, 0, batch, outputs)
+    hook.after_test_epoch(runner, {})
+    fused = cv2.imread(str(tmp_path / 'fused' / 'img0_0.png'))
+    assert (fused == 128).all(), 'the mismatched-text pass must not overwrite the real result'
+    assert len(json.loads((tmp_path / 'samples.json').read_text())) == 1
+
+
 def test_result_saver_fusion_only_keeps_image_names(tmp_path):
     hook = RISResultSaverHook(str(tmp_path), progress=False)
     runner = SimpleNamespace(test_dataloader=SimpleNamespace(dataset=[None]))

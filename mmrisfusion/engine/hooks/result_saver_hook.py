@@ -95,6 +95,8 @@ class RISResultSaverHook(Hook):
                         outputs: Optional[Sequence[RISDataSample]] = None) -> None:
         """Write the batch's outputs."""
         for index, sample in enumerate(outputs or ()):
+            if sample.metainfo.get('text_permuted', False):
+                continue  # a mismatched-text pass (MismatchedTextDataset): scored, not saved
             self._save(sample, None if data_batch is None else batch_input(
                 data_batch['inputs'], 'vis', index))
         if self._bar is not None and outputs:
