@@ -145,12 +145,18 @@ def test_benchmark(config, data_root, trained, tmp_path, monkeypatch):
     out = tmp_path / 'bench.json'
     monkeypatch.setattr(sys, 'argv', [
         'benchmark.py', config, '--checkpoint', str(trained / 'epoch_1.pth'), '--iters', '2',
-        '--warmup', '0', '--batch-size', '2', '--device', 'cpu', '--out', str(out),
+        '--warmup', '0', '--batch-size', '2', '--device', 'cpu', '--threads', '1',
+        '--out', str(out),
         '--cfg-options', *data_options(data_root)])
-    runpy.run_path(str(REPO_ROOT / 'tools' / 'analysis_tools' / 'benchmark.py'),
-                   run_name='__main__')
+    threads = torch.get_num_threads()
+    try:
+        runpy.run_path(str(REPO_ROOT / 'tools' / 'analysis_tools' / 'benchmark.py'),
+                       run_name='__main__')
+    finally:
+        torch.set_num_threads(threads)
     report = json.loads(out.read_text())
     assert report['train_batch_size'] == 2 and report['iters'] == 2
+    assert report['torch_threads'] == 1
     assert 0 < report['inference']['min_ms'] <= report['inference']['mean_ms']
     assert 0 < report['train_step']['min_ms'] <= report['train_step']['mean_ms']
     assert report['peak_memory_mib']['train'] >= report['peak_memory_mib']['inference'] > 0
