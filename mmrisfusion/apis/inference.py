@@ -3,7 +3,7 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import Any, List, NamedTuple, Optional, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Union
 
 import cv2
 import numpy as np
