@@ -13,3 +13,13 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.fail(f'{SHARED_DIR} is missing: tests compare against its reference files')
     return SHARED_DIR
+
+
+@pytest.fixture(scope='session', autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on 2 shared cores more threads only contend."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,9 +7,10 @@ from .transforms import (LoadRISAnnotation, LoadRISImages, PackRISInputs,
                          RISPhotoMetricDistortion, RISRandomCrop, RISRandomFlip, RISResize,
                          RISResizePad, TokenizeText, decode_image, load_tokenizer, resize_array,
                          swap_direction_words)
+from .wrappers import MismatchedTextDataset
 
 __all__ = [
-    'BaseRISDataset', 'InvalidSampleError', 'MMRISDataset', 'RISFolderDataset',
+    'BaseRISDataset', 'InvalidSampleError', 'MMRISDataset', 'MismatchedTextDataset', 'RISFolderDataset',
     'IVIFFolderDataset', 'ParquetRowReader', 'arrow_cache_file', 'parquet_files',
     'MM_RIS_COLUMNS', 'MMRISParquetWriter',
     'SyntheticMMRIS', 'make_synthetic_mmris', 'make_synthetic_splits', 'mm_ris_schema',

@@ -35,14 +35,15 @@ class PackRISInputs(BaseTransform):
         meta_keys (Sequence[str]): Keys copied into the metainfo. Defaults to
             ('img_name', 'sample_idx', 'source', 'vis_path', 'ir_path', 'seg_map_path',
             'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip', 'flip_direction',
-            'padding_size').
+            'padding_size', 'text_permuted').
     """
 
     def __init__(self,
                  meta_keys: Sequence[str] = ('img_name', 'sample_idx', 'source', 'vis_path',
                                              'ir_path', 'seg_map_path', 'ori_shape',
                                              'img_shape', 'pad_shape', 'scale_factor', 'flip',
-                                             'flip_direction', 'padding_size')) -> None:
+                                             'flip_direction', 'padding_size',
+                                             'text_permuted')) -> None:
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:

@@ -139,6 +139,8 @@ class FusionMetric(BaseMetric):
         for index, sample in enumerate(data_samples):
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
+            if sample.get('text_permuted', False):
+                continue  # a mismatched-text pass (MismatchedTextDataset) re-fuses a scored pair
             name = _sample_name(sample, index)
             if self.fused_key not in sample:
                 raise KeyError(f'{name}: FusionMetric needs the fused image in the data '
