@@ -3,33 +3,58 @@
 Each node is a child of mmseg's node of the same kind, so configs under
 ``default_scope='mmrisfusion'`` find our types first and mmseg's and mmengine's through the
 parents. ``locations`` name both our modules and mmseg's: a fresh process that only imported
-this file still finds every type on first lookup.
+this file still finds every type on first lookup. The kinds we register nothing in (loops,
+optimizers, schedulers, ...) still get a node: the Runner builds them under our scope, and
+without a node mmengine warns on every build that it fell back to its root registry.
 """
-from mmseg.registry import DATASETS as MMSEG_DATASETS
-from mmseg.registry import HOOKS as MMSEG_HOOKS
-from mmseg.registry import METRICS as MMSEG_METRICS
-from mmseg.registry import MODELS as MMSEG_MODELS
-from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
-from mmseg.registry import VISUALIZERS as MMSEG_VISUALIZERS
 from mmengine.registry import Registry
+from mmseg import registry as mmseg
 
 MODELS = Registry(
-    'model', parent=MMSEG_MODELS, scope='mmrisfusion',
+    'model', parent=mmseg.MODELS, scope='mmrisfusion',
     locations=['mmrisfusion.models', 'mmseg.models'])
 DATASETS = Registry(
-    'dataset', parent=MMSEG_DATASETS, scope='mmrisfusion',
+    'dataset', parent=mmseg.DATASETS, scope='mmrisfusion',
     locations=['mmrisfusion.datasets', 'mmseg.datasets'])
 TRANSFORMS = Registry(
-    'transform', parent=MMSEG_TRANSFORMS, scope='mmrisfusion',
+    'transform', parent=mmseg.TRANSFORMS, scope='mmrisfusion',
     locations=['mmrisfusion.datasets.transforms', 'mmseg.datasets.transforms'])
 METRICS = Registry(
-    'metric', parent=MMSEG_METRICS, scope='mmrisfusion',
+    'metric', parent=mmseg.METRICS, scope='mmrisfusion',
     locations=['mmrisfusion.evaluation', 'mmseg.evaluation'])
 HOOKS = Registry(
-    'hook', parent=MMSEG_HOOKS, scope='mmrisfusion',
-    locations=['mmrisfusion.engine', 'mmseg.engine'])
+    'hook', parent=mmseg.HOOKS, scope='mmrisfusion',
+    locations=['mmrisfusion.engine', 'mmseg.engine.hooks'])
 VISUALIZERS = Registry(
-    'visualizer', parent=MMSEG_VISUALIZERS, scope='mmrisfusion',
+    'visualizer', parent=mmseg.VISUALIZERS, scope='mmrisfusion',
     locations=['mmrisfusion.visualization', 'mmseg.visualization'])
 
-__all__ = ['MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'VISUALIZERS']
+# Nodes for the kinds the Runner builds from our configs with mmengine's or mmseg's types.
+LOOPS = Registry('loop', parent=mmseg.LOOPS, scope='mmrisfusion')
+DATA_SAMPLERS = Registry('data sampler', parent=mmseg.DATA_SAMPLERS, scope='mmrisfusion')
+MODEL_WRAPPERS = Registry('model_wrapper', parent=mmseg.MODEL_WRAPPERS, scope='mmrisfusion',
+                          locations=['mmseg.models'])
+WEIGHT_INITIALIZERS = Registry('weight initializer', parent=mmseg.WEIGHT_INITIALIZERS,
+                               scope='mmrisfusion', locations=['mmseg.models'])
+OPTIMIZERS = Registry('optimizer', parent=mmseg.OPTIMIZERS, scope='mmrisfusion',
+                      locations=['mmseg.engine.optimizers'])
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=mmseg.OPTIM_WRAPPERS, scope='mmrisfusion',
+                          locations=['mmseg.engine.optimizers'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor', parent=mmseg.OPTIM_WRAPPER_CONSTRUCTORS,
+    scope='mmrisfusion', locations=['mmseg.engine.optimizers'])
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=mmseg.PARAM_SCHEDULERS,
+                            scope='mmrisfusion', locations=['mmseg.engine.schedulers'])
+EVALUATOR = Registry('evaluator', parent=mmseg.EVALUATOR, scope='mmrisfusion',
+                     locations=['mmseg.evaluation'])
+VISBACKENDS = Registry('vis_backend', parent=mmseg.VISBACKENDS, scope='mmrisfusion',
+                       locations=['mmseg.visualization'])
+LOG_PROCESSORS = Registry('log_processor', parent=mmseg.LOG_PROCESSORS, scope='mmrisfusion',
+                          locations=['mmseg.visualization'])
+
+__all__ = [
+    'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'VISUALIZERS', 'LOOPS',
+    'DATA_SAMPLERS', 'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
+    'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'EVALUATOR', 'VISBACKENDS',
+    'LOG_PROCESSORS'
+]

@@ -63,6 +63,8 @@ def registry_for(path):
             return BY_KEY[key]
         if isinstance(key, str) and key.endswith('_pipeline'):
             return mme.TRANSFORMS
+        if isinstance(key, str) and key.endswith('_dataset'):
+            return mme.DATASETS
     return None
 
 

@@ -53,7 +53,7 @@ env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 # The test split twice: as it is, and with every expression borrowed from another image
 # (MismatchedTextDataset). RISMetric keeps the two apart and reports the mismatched mIoU and
 # the drop: how much the text drives the mask.
-_test_split = dict(
+test_dataset = dict(
     type='MMRISDataset',
     data_root=data_root,
     data_path='mm_ris_test.parquet',
@@ -63,5 +63,5 @@ test_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='ConcatDataset',
-        datasets=[_test_split, dict(type='MismatchedTextDataset', dataset=_test_split)]))
+        datasets=[test_dataset, dict(type='MismatchedTextDataset', dataset=test_dataset)]))
 test_evaluator = [dict(type='RISMetric', text_sensitivity=True), dict(type='FusionMetric')]
