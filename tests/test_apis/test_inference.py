@@ -43,15 +43,6 @@ class NotAWeight:
     """A class a malicious checkpoint could smuggle in; weights-only loading must refuse it."""
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; several oversubscribe a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def pair(shared_dir):
     tno = shared_dir / 'data' / 'ivif' / 'tno'

@@ -47,16 +47,3 @@ def openai_clip_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp('openai_clip') / 'tiny_clip.pt'
     torch.save(model.state_dict(), path)
     return path
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run these tests on one intra-op thread.
-
-    On a loaded 2-core machine, OpenMP threads that spin-wait for each other made these small
-    convolutions about 20 times slower than one thread does.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
