@@ -12,7 +12,7 @@ _base_ = [
 model = dict(text_encoder=dict(num_trainable_layers=10))
 train_dataloader = dict(batch_size=16)
 val_evaluator = dict(type='RISMetric')
-test_evaluator = val_evaluator
+test_evaluator = [dict(type='RISMetric'), dict(type='FusionMetric')]
 default_hooks = dict(
     logger=dict(log_metric_by_epoch=True),
     checkpoint=dict(by_epoch=True, interval=1, max_keep_ckpts=1, save_best='oIoU',

@@ -10,7 +10,9 @@ _base_ = [
 ]
 train_dataloader = dict(batch_size=16)
 val_evaluator = dict(type='RISMetric')
-test_evaluator = val_evaluator
+# Testing also scores the fused images with the standard fusion metrics (fusion/EN, ...),
+# which the published code computes nowhere.
+test_evaluator = [dict(type='RISMetric'), dict(type='FusionMetric')]
 # Keep the checkpoint with the best oIoU on the validation set (and the latest one).
 default_hooks = dict(
     logger=dict(log_metric_by_epoch=True),
