@@ -32,4 +32,14 @@ def _check_versions() -> None:
 _check_versions()
 allow_mmengine_checkpoint_types()
 
-__all__ = ['__version__']
+
+def __getattr__(name: str):
+    # list_models/get_model at the top level without importing the models (and mmseg's
+    # seconds of imports) on every `import mmrisfusion`.
+    if name in ('list_models', 'get_model'):
+        from .apis import model_zoo
+        return getattr(model_zoo, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+__all__ = ['__version__', 'get_model', 'list_models']
