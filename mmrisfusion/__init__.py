@@ -3,6 +3,7 @@ import warnings
 
 from .version import __version__
 from .utils.checkpoint import allow_mmengine_checkpoint_types
+from .utils.setup_env import register_config_scope
 
 # Ranges this release was tested with; outside them we warn instead of refusing to import,
 # so a user on a neighbouring version can still try (STYLE.md: no hard asserts at import).
@@ -31,6 +32,8 @@ def _check_versions() -> None:
 
 _check_versions()
 allow_mmengine_checkpoint_types()
+# `_base_ = ['mmrisfusion::...']` in users' configs (utils/setup_env.py says why here).
+register_config_scope()
 
 
 def __getattr__(name: str):

@@ -30,8 +30,12 @@ VISUALIZERS = Registry(
     locations=['mmrisfusion.visualization', 'mmseg.visualization'])
 
 # Nodes for the kinds the Runner builds from our configs with mmengine's or mmseg's types.
-LOOPS = Registry('loop', parent=mmseg.LOOPS, scope='mmrisfusion')
-DATA_SAMPLERS = Registry('data sampler', parent=mmseg.DATA_SAMPLERS, scope='mmrisfusion')
+# Every node names locations: for a scope in mmengine's MODULE2PACKAGE (ours is, for
+# `mmrisfusion::` config bases) a node without them makes mmengine import all of mmrisfusion
+# and mmseg on its first lookup.
+LOOPS = Registry('loop', parent=mmseg.LOOPS, scope='mmrisfusion', locations=['mmengine.runner'])
+DATA_SAMPLERS = Registry('data sampler', parent=mmseg.DATA_SAMPLERS, scope='mmrisfusion',
+                         locations=['mmengine.dataset'])
 MODEL_WRAPPERS = Registry('model_wrapper', parent=mmseg.MODEL_WRAPPERS, scope='mmrisfusion',
                           locations=['mmseg.models'])
 WEIGHT_INITIALIZERS = Registry('weight initializer', parent=mmseg.WEIGHT_INITIALIZERS,

@@ -106,3 +106,21 @@ def test_every_type_resolves(config, resolution_report):
     entry = resolution_report[config]
     assert entry['num_types'] > 0, f'{config} names no type at all'
     assert not entry['errors'], '\n'.join(entry['errors'])
+
+
+def test_nodes_without_our_types_import_nothing_of_ours():
+    """A loop or sampler lookup stays light: every node names ``locations``.
+
+    ``mmrisfusion`` is in mmengine's ``MODULE2PACKAGE`` (for ``mmrisfusion::`` config bases);
+    for such a scope mmengine answers a node without locations by importing all of
+    mmrisfusion and mmseg.
+    """
+    code = ('import json, sys\nimport mmengine.runner\n'
+            'from mmrisfusion.registry import DATA_SAMPLERS, LOOPS\n'
+            "found = [LOOPS.get('EpochBasedTrainLoop'), DATA_SAMPLERS.get('DefaultSampler')]\n"
+            "print(json.dumps([x is not None for x in found] + [m in sys.modules for m in "
+            "('mmrisfusion.models', 'mmseg.models')]))")
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [True, True, False, False]

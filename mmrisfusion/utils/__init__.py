@@ -1,7 +1,8 @@
 from .checkpoint import (allow_mmengine_checkpoint_types, load_weights_only,
                          mmengine_checkpoint_types)
 from .dist import setup_launcher
-from .setup_env import register_all_modules
+from .setup_env import register_all_modules, register_config_scope
 
 __all__ = ['allow_mmengine_checkpoint_types', 'load_weights_only',
-           'mmengine_checkpoint_types', 'register_all_modules', 'setup_launcher']
+           'mmengine_checkpoint_types', 'register_all_modules', 'register_config_scope',
+           'setup_launcher']

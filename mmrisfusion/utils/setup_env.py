@@ -3,6 +3,29 @@ import warnings
 
 from mmengine import DefaultScope
 
+# mmengine resolves `_base_ = ['mmrisfusion::risfusion/x.py']` to
+# `dirname(<module>.__file__)/.mim/configs/risfusion/x.py`, where <module> is what this names.
+# It is a module inside the package, not the distribution name 'mmrisfusion', on purpose:
+# mmengine 0.10's `get_installed_path` builds the path from the distribution's location,
+# which for a PEP 660 editable install (`pip install -e .`) is site-packages, where there is
+# no mmrisfusion folder. For a name that is no distribution it falls back to
+# `importlib.util.find_spec`, which finds the real folder for editable installs, wheels and
+# source checkouts alike.
+CONFIG_SCOPE_MODULE = 'mmrisfusion.registry'
+
+
+def register_config_scope() -> None:
+    """Let configs inherit ours through ``mmrisfusion::`` (``mmdet::``-style bases).
+
+    mmengine only accepts ``<scope>::`` for the scopes in its ``MODULE2PACKAGE``, a plain dict
+    with no registration API; OpenMMLab's own packages are listed there by mmengine itself.
+    Adding our scope is the only way in, so ``import mmrisfusion`` does it once. The configs
+    are ``mmrisfusion/.mim/configs``: a symlink to the repository's ``configs/`` in a checkout,
+    copied into wheels (``pyproject.toml``).
+    """
+    from mmengine.config.utils import MODULE2PACKAGE
+    MODULE2PACKAGE.setdefault('mmrisfusion', CONFIG_SCOPE_MODULE)
+
 
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Import every module that registers a type, ours and mmseg's.
