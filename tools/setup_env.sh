@@ -79,4 +79,19 @@ if [ ! -f "$pkg_stamp" ]; then
     rm -f "$venv"/.pkg-*
     touch "$pkg_stamp"
 fi
+
+# The worked plugin examples under projects/ are packages of their own, installed like a
+# user's plugin would be (no PYTHONPATH); the tests train their configs.
+projects=()
+for project in projects/*/pyproject.toml; do [ -f "$project" ] && projects+=("$project"); done
+proj_stamp="$venv/.projects-$(stamp_of /dev/null "${projects[@]}")"
+if [ ! -f "$proj_stamp" ]; then
+    for project in "${projects[@]}"; do
+        step "installing $(dirname "$project") in editable mode"
+        pip_run install -q --no-deps --no-build-isolation -e "$(dirname "$project")" \
+            || fail "pip install -e $(dirname "$project") failed"
+    done
+    rm -f "$venv"/.projects-*
+    touch "$proj_stamp"
+fi
 step "environment ready: $venv"
