@@ -7,8 +7,8 @@ Example:
 ``LAVTSwinTransformer(init_cfg=dict(type='Pretrained', checkpoint=...))`` reads the official
 file directly; converting once ahead saves the renaming at every start and gives a
 weights-only file. The classifier, the final norm and the ``attn_mask`` buffers are dropped,
-the patch-merging weights are reordered for ``nn.Unfold``, and with ``--window-size`` the
-relative position tables are resized (bicubic) to another window.
+and with ``--window-size`` the relative position tables are resized (bicubic) to another
+window.
 """
 import argparse
 import os

@@ -2,16 +2,18 @@
 
 Swin stages are mmseg's :class:`SwinBlockSequence` (the numbers are those of the official
 Swin-Seg code: same padding, cyclic shift, attention mask and relative position bias) and
-mmcv's :class:`PatchEmbed` / :class:`PatchMerging`. After the blocks of every stage and before
-patch merging, a :class:`PWAM` and a :class:`LanguageGate` mix the words into the pixels.
+mmcv's :class:`PatchEmbed`; patch merging is :class:`SwinPatchMerging`, in the official
+channel order. After the blocks of every stage and before patch merging, a :class:`PWAM` and a
+:class:`LanguageGate` mix the words into the pixels.
 """
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import PatchEmbed, PatchMerging
+from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import constant_init, trunc_normal_, trunc_normal_init
@@ -26,6 +28,54 @@ from ..utils.ckpt_convert import convert_swin_official
 
 SWIN_22K_URL = ('https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
                 'swin_base_patch4_window12_384_22k.pth')
+
+
+class SwinPatchMerging(nn.Module):
+    """Swin's patch merging in the official channel order: ``Linear(LN(concat 2x2))``.
+
+    The 2x2 neighbours are concatenated as ``[x00, x10, x01, x11]`` blocks of ``C`` channels
+    (row offset first), as in the official Swin and LAVT code, so their weights load
+    unchanged. mmcv's ``PatchMerging`` (``nn.Unfold``) computes the same function with the
+    channels interleaved and permuted weights; its different summation order changes float32
+    rounding, which LAVT's instance norms amplify (see ``check_reference.py``).
+
+    Args:
+        in_channels (int): Channels ``C`` of the input tokens.
+        out_channels (int): Channels of the merged tokens (``2C`` in Swin).
+        norm_cfg (dict, optional): The norm before the reduction; None for none.
+            Defaults to ``dict(type='LN')``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 norm_cfg: OptConfigType = dict(type='LN')) -> None:
+        super().__init__()
+        self.norm = (build_norm_layer(norm_cfg, 4 * in_channels)[1]
+                     if norm_cfg is not None else nn.Identity())
+        self.reduction = nn.Linear(4 * in_channels, out_channels, bias=False)
+
+    def forward(self, x: Tensor, hw_shape: Tuple[int, int]) -> Tuple[Tensor, Tuple[int, int]]:
+        """Merge every 2x2 neighbourhood; odd sides are zero-padded at the bottom/right.
+
+        Args:
+            x (Tensor): Tokens (B, H*W, C).
+            hw_shape (tuple[int, int]): ``(H, W)``.
+
+        Returns:
+            tuple: Tokens (B, ceil(H/2)*ceil(W/2), out_channels) and their ``(H', W')``.
+        """
+        height, width = hw_shape
+        batch, length, channels = x.shape
+        if length != height * width:
+            raise ValueError(f'SwinPatchMerging: {length} tokens do not form a '
+                             f'{height}x{width} map')
+        x = x.view(batch, height, width, channels)
+        if height % 2 or width % 2:
+            x = F.pad(x, (0, 0, 0, width % 2, 0, height % 2))
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]],
+                      dim=-1)
+        merged_shape = (x.shape[1], x.shape[2])
+        x = self.reduction(self.norm(x.view(batch, -1, 4 * channels)))
+        return x, merged_shape
 
 
 @MODELS.register_module()
@@ -165,11 +215,8 @@ class LAVTSwinTransformer(BaseModule):
             self.lang_gates.append(LanguageGate(dims))
             if i < num_stages - 1:
                 self.downsamples.append(
-                    PatchMerging(
-                        in_channels=dims,
-                        out_channels=2 * dims,
-                        stride=2,
-                        norm_cfg=norm_cfg if patch_norm else None))
+                    SwinPatchMerging(dims, 2 * dims,
+                                     norm_cfg=norm_cfg if patch_norm else None))
         for i in self.out_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
         # The last stage's gate would update a stream that no later stage reads (LAVT's

@@ -109,24 +109,6 @@ _SWIN_BLOCK_NAMES = (('attn.', 'attn.w_msa.'), ('mlp.fc1.', 'ffn.layers.0.0.'),
                      ('mlp.fc2.', 'ffn.layers.1.'))
 
 
-def _merging_reduction_order(weight: Tensor) -> Tensor:
-    """Reorder the input columns of an official ``PatchMerging.reduction`` for ``nn.Unfold``.
-
-    The official code concatenates the 2x2 neighbours as ``[x00, x10, x01, x11]`` blocks of
-    ``C`` channels; ``nn.Unfold`` (mmcv's ``PatchMerging``) gives, per channel, the
-    neighbours in the order ``x00, x01, x10, x11``.
-    """
-    out_channels, in_channels = weight.shape
-    weight = weight.reshape(out_channels, 4, in_channels // 4)[:, [0, 2, 1, 3], :]
-    return weight.transpose(1, 2).reshape(out_channels, in_channels)
-
-
-def _merging_norm_order(vector: Tensor) -> Tensor:
-    """The reordering of :func:`_merging_reduction_order` for the norm's weight or bias."""
-    vector = vector.reshape(4, vector.shape[0] // 4)[[0, 2, 1, 3], :]
-    return vector.transpose(0, 1).reshape(-1)
-
-
 def swin_relative_position_index(window_size: int) -> Tensor:
     """The relative position index of a ``window_size`` window (official Swin formula).
 
@@ -207,9 +189,9 @@ def convert_swin_official(state_dict: Dict[str, Tensor],
 
     Takes the ImageNet checkpoints of microsoft/Swin-Transformer (e.g.
     ``swin_base_patch4_window12_384_22k.pth``'s ``model``) and the ``backbone.`` part of an
-    official LAVT / RIS-FUSION checkpoint (prefix removed). Renames to mmseg's Swin names,
-    reorders the patch-merging weights for ``nn.Unfold`` (what mmseg's ``swin2mmseg`` does),
-    maps LAVT's PWAMs, gates and output norms, drops the classifier, the final norm and the
+    official LAVT / RIS-FUSION checkpoint (prefix removed). Renames to mmseg's Swin names
+    (patch merging keeps the official channel order, see ``SwinPatchMerging``), maps LAVT's
+    PWAMs, gates and output norms, drops the classifier, the final norm and the
     ``attn_mask`` buffers, and, when ``window_size`` differs from the checkpoint's, resizes
     the relative position tables (bicubic) and recomputes their indices. Weights already in
     our names (a file written by ``tools/model_converters/swin_official.py``) only get the
@@ -228,19 +210,14 @@ def convert_swin_official(state_dict: Dict[str, Tensor],
             LAVT does not use).
     """
     # A file this function already wrote (tools/model_converters/swin_official.py) keeps its
-    # names and merging order; only the window may still need resizing.
+    # names; only the window may still need resizing.
     ours = any(k.startswith('stages.') for k in state_dict)
     converted = OrderedDict()
     for key, value in state_dict.items():
         new_key = key if ours else _convert_swin_key(key)
         if new_key is None:
             continue
-        if new_key.startswith('downsamples.') and not ours:
-            if new_key.endswith('reduction.weight'):
-                value = _merging_reduction_order(value)
-            elif '.norm.' in new_key:
-                value = _merging_norm_order(value)
-        elif window_size is not None and new_key.endswith('relative_position_bias_table'):
+        if window_size is not None and new_key.endswith('relative_position_bias_table'):
             value = resize_relative_position_table(value, window_size)
         elif window_size is not None and new_key.endswith('relative_position_index'):
             value = swin_relative_position_index(window_size)

@@ -1,23 +1,26 @@
 """Colour helpers shared by fusers and fusion losses.
 
 Every function works on batched float tensors ``(B, C, H, W)`` in the 0..1 intensity scale
-(after :func:`denormalize`). The YCbCr transform is ITU-R BT.601 full range, the one the
-published RIS-FUSION and LDFusion code use:
+(after :func:`denormalize`). The YCbCr transform is ITU-R BT.601 full range with the
+six-digit JFIF constants the published RIS-FUSION code uses (SPEC.md section 2):
 
-``Y = .299 R + .587 G + .114 B``, ``Cb = .5 + (B - Y) / 1.772``, ``Cr = .5 + (R - Y) / 1.402``.
+``Y = .299 R + .587 G + .114 B``, ``Cb = .5 - .168736 R - .331264 G + .5 B``,
+``Cr = .5 + .5 R - .418688 G - .081312 B``; back: ``R = Y + 1.402 Cr'``,
+``G = Y - .344136 Cb' - .714136 Cr'``, ``B = Y + 1.772 Cb'`` with ``C' = C - .5``.
 
-The inverse uses the exact algebraic inverse of that matrix, so a round trip is the identity
-up to float rounding.
+The rounded constants, not the exact BT.601 fractions, are what a converted official fuser
+was trained with: they differ in the seventh digit, which LAVT's backbone amplifies (see
+``tools/analysis_tools/check_reference.py``). A round trip is the identity to about 1e-6.
 """
 from typing import Sequence, Union
 
 import torch
 from torch import Tensor
 
-# BT.601 luma weights of R and B; G's is 1 - KR - KB.
+# BT.601 luma weights of R, G and B.
 KR = 0.299
+KG = 0.587
 KB = 0.114
-KG = 1.0 - KR - KB
 
 StatsType = Union[Tensor, Sequence[float]]
 
@@ -104,13 +107,13 @@ def rgb_to_ycbcr(img: Tensor) -> Tensor:
     _check_image(img, 3, 'img')
     r, g, b = img[:, 0:1], img[:, 1:2], img[:, 2:3]
     y = KR * r + KG * g + KB * b
-    cb = 0.5 + (b - y) / (2.0 * (1.0 - KB))
-    cr = 0.5 + (r - y) / (2.0 * (1.0 - KR))
+    cb = 0.5 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 + 0.5 * r - 0.418688 * g - 0.081312 * b
     return torch.cat([y, cb, cr], dim=1)
 
 
 def ycbcr_to_rgb(img: Tensor) -> Tensor:
-    """YCbCr (BT.601 full range) back to RGB, the exact inverse of :func:`rgb_to_ycbcr`.
+    """YCbCr (BT.601 full range) back to RGB, the inverse of :func:`rgb_to_ycbcr` to ~1e-6.
 
     No clamping here: the caller decides (the published fuser clamps to [0, 1]).
 
@@ -122,7 +125,7 @@ def ycbcr_to_rgb(img: Tensor) -> Tensor:
     """
     _check_image(img, 3, 'img')
     y, cb, cr = img[:, 0:1], img[:, 1:2] - 0.5, img[:, 2:3] - 0.5
-    r = y + 2.0 * (1.0 - KR) * cr
-    b = y + 2.0 * (1.0 - KB) * cb
-    g = (y - KR * r - KB * b) / KG
+    r = y + 1.402 * cr
+    g = y - 0.344136 * cb - 0.714136 * cr
+    b = y + 1.772 * cb
     return torch.cat([r, g, b], dim=1)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mmrisfusion.models.backbones import LAVTSwinTransformer
+from mmrisfusion.models.backbones.lavt_swin import SwinPatchMerging
 from mmrisfusion.models.layers import PWAM, LanguageGate
 from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
 from mmrisfusion.utils.checkpoint import load_weights_only
@@ -190,3 +191,26 @@ def test_pwam_heads_split_channels():
         PWAM(8, num_heads=3)
     gate = LanguageGate(8)
     assert gate(out).abs().max() < 1
+
+
+@pytest.mark.parametrize('size', [(4, 6), (5, 3)])
+def test_patch_merging_is_the_official_concat_order(size):
+    """Tokens merge as Linear(LN([x00, x10, x01, x11])), odd sides zero-padded."""
+    height, width = size
+    merging = SwinPatchMerging(3, 5)
+    nn_init = torch.nn.init
+    nn_init.normal_(merging.norm.weight)
+    nn_init.normal_(merging.norm.bias)
+    tokens = torch.randn(2, height * width, 3)
+    merged, shape = merging(tokens, (height, width))
+    assert shape == ((height + 1) // 2, (width + 1) // 2)
+    grid = torch.zeros(2, 2 * shape[0], 2 * shape[1], 3)
+    grid[:, :height, :width] = tokens.view(2, height, width, 3)
+    expected = []
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            block = [grid[:, 2 * i + di, 2 * j + dj] for di, dj in ((0, 0), (1, 0), (0, 1), (1, 1))]
+            expected.append(merging.reduction(merging.norm(torch.cat(block, dim=-1))))
+    torch.testing.assert_close(merged, torch.stack(expected, dim=1))
+    with pytest.raises(ValueError, match='do not form a 4x4 map'):
+        merging(tokens, (4, 4))
