@@ -6,7 +6,8 @@ Examples:
 
 ``--out-dir DIR`` writes ``fused/``, ``masks/``, ``overlays/`` (prediction in red on the
 fused image), ``gt_overlays/`` (ground truth in green), ``samples.json`` (file stem ->
-image name, index, expression) and ``metrics.json`` (the evaluator's numbers).
+image name, index, expression) and ``metrics.json`` (the evaluator's numbers); with
+``--panels`` also ``panels/`` (VIS, IR, fused, prediction, GT and the expression).
 """
 import argparse
 import json
@@ -34,6 +35,8 @@ def parse_args() -> argparse.Namespace:
                         'weights only) or a .safetensors file')
     parser.add_argument('--out-dir', help='write fused images, masks, overlays and '
                         'metrics.json here')
+    parser.add_argument('--panels', action='store_true', help='with --out-dir, also write '
+                        'captioned VIS/IR/fused/prediction/GT panels')
     parser.add_argument('--work-dir', help='where the logs go (default: the config\'s '
                         'work_dir, else work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -63,9 +66,11 @@ def main() -> None:
     # Runner, whose load_from is non-strict and knows only torch.load.
     cfg.load_from = None
     cfg.resume = False
+    if args.panels and args.out_dir is None:
+        raise SystemExit('--panels needs --out-dir')
     if args.out_dir is not None:
         cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
-            dict(type='RISResultSaverHook', out_dir=args.out_dir)]
+            dict(type='RISResultSaverHook', out_dir=args.out_dir, panels=args.panels)]
     setup_launcher(cfg, args.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model

@@ -99,6 +99,23 @@ def test_result_saver_writes_every_sample(tmp_path):
     assert records[2]['text'] == 'object number 2'
 
 
+def test_result_saver_panels(tmp_path):
+    hook = RISResultSaverHook(str(tmp_path), progress=False, panels=True)
+    runner = SimpleNamespace(test_dataloader=SimpleNamespace(dataset=[None] * 2))
+    hook.before_test_epoch(runner)
+    batch, outputs = make_batch(0, 2)
+    hook.after_test_iter(runner, 0, batch, outputs)
+    panel = cv2.imread(str(tmp_path / 'panels' / 'img1_1.png'))[..., ::-1]
+    # Five tiles (VIS, IR, fused, prediction, GT) side by side, a title strip above, the
+    # expression below.
+    assert panel.shape[1] == 5 * SIZE + 4 * 2 and panel.shape[0] > SIZE
+    ir_column = panel[:, SIZE + 2 + SIZE // 2]  # the middle of the IR tile, top to bottom
+    assert (ir_column == 200).all(axis=1).sum() == SIZE
+    with pytest.raises(KeyError, match='panels need the VIS and IR inputs of img0_0'):
+        hook.after_test_iter(runner, 0, dict(inputs={}, data_samples=outputs), outputs)
+    assert not RISResultSaverHook(str(tmp_path / 'plain'), progress=False).panels
+
+
 def test_result_saver_skips_mismatched_text_pass(tmp_path):
     hook = RISResultSaverHook(str(tmp_path), progress=False)
     runner = SimpleNamespace(test_dataloader=SimpleNamespace(dataset=[None] * 2))

@@ -1,3 +1,4 @@
+import argparse
 import contextlib
 import importlib.util
 import io as std_io
@@ -5,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from mmrisfusion.utils.checkpoint import load_weights_only
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,15 +62,31 @@ def test_matches_published_outputs(run):
         assert rows[name][1] < 5e-3, name
 
 
-def test_strict_mode_and_failures(check_reference, run, capsys):
-    rows = _rows(run[1])
-    failed = check_reference.report(rows, 1e-4, strict=True)
-    assert failed and all(name.startswith('backbone_outs') for name in failed)
+def test_strict_mode_and_failures(check_reference, capsys):
+    """Noise widens the bar except with --strict; a difference beyond it fails."""
+    rows = [('fused', 0.0, 1e-6), ('backbone_outs[0]', 6e-4, 1e-3),
+            ('backbone_outs[1]', 5e-5, 4e-4)]
     assert check_reference.report(rows, 1e-4) == []
-    wrong = [(name, diff + 1e-2 if name == 'backbone_outs[2]' else diff, noise)
+    assert check_reference.report(rows, 1e-4, strict=True) == ['backbone_outs[0]']
+    wrong = [(name, diff + 1e-2 if name == 'backbone_outs[1]' else diff, noise)
              for name, diff, noise in rows]
-    assert check_reference.report(wrong, 1e-4) == ['backbone_outs[2]']
+    assert check_reference.report(wrong, 1e-4) == ['backbone_outs[1]']
     assert 'FAIL' in capsys.readouterr().out
+
+
+def test_a_wrong_weight_fails(check_reference, reference, tmp_path):
+    """One patch-merging weight off by 1% is far outside the bar: the check can fail."""
+    checkpoint = load_weights_only(str(reference[0]), extra_types=[argparse.Namespace])
+    key = 'backbone.layers.1.downsample.reduction.weight'
+    checkpoint['model'][key] = checkpoint['model'][key] * 1.01
+    torch.save(checkpoint, tmp_path / 'wrong.pth')
+    out = std_io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = check_reference.main([str(tmp_path / 'wrong.pth'), str(reference[1])])
+    assert status == 1, out.getvalue()
+    failed = [line.split()[0] for line in out.getvalue().splitlines() if line.endswith('FAIL')]
+    # The stages after the changed patch merging fail, those before it do not.
+    assert failed == ['backbone_outs[2]', 'backbone_outs[3]'], out.getvalue()
 
 
 def test_names_a_missing_io_entry(check_reference, reference, tmp_path):

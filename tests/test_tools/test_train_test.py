@@ -76,12 +76,12 @@ def test_train_writes_checkpoints_and_panels(trained):
 def test_test_writes_results(config, trained, data_root, tmp_path):
     out_dir = tmp_path / 'results'
     run_tool([sys.executable, 'tools/test.py', config, str(trained / 'epoch_1.pth'),
-              '--out-dir', str(out_dir), '--work-dir', str(tmp_path / 'work'),
+              '--out-dir', str(out_dir), '--panels', '--work-dir', str(tmp_path / 'work'),
               '--cfg-options', *data_options(data_root)])
     samples = json.loads((out_dir / 'samples.json').read_text())
     assert len(samples) == NUM_ROWS['test'] and all(s['text'] for s in samples)
     stems = sorted(f"{s['stem']}.png" for s in samples)
-    for sub in ('fused', 'masks', 'overlays', 'gt_overlays'):
+    for sub in ('fused', 'masks', 'overlays', 'gt_overlays', 'panels'):
         assert sorted(p.name for p in (out_dir / sub).iterdir()) == stems, sub
     metrics = json.loads((out_dir / 'metrics.json').read_text())
     for key in ('mIoU', 'oIoU'):

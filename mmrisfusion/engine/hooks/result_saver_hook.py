@@ -12,8 +12,8 @@ from mmengine.utils import ProgressBar
 
 from mmrisfusion.registry import HOOKS
 from mmrisfusion.structures import RISDataSample
-from mmrisfusion.visualization.draw import (GT_COLOR, PRED_COLOR, overlay_mask,
-                                           to_binary_mask, to_uint8_image)
+from mmrisfusion.visualization.draw import (GT_COLOR, PRED_COLOR, draw_ris_panel,
+                                           overlay_mask, to_binary_mask, to_uint8_image)
 from .utils import batch_input
 
 SUBDIRS = ('fused', 'masks', 'overlays', 'gt_overlays')
@@ -57,7 +57,8 @@ class RISResultSaverHook(Hook):
     Under ``out_dir``: ``fused/STEM.png`` (RGB), ``masks/STEM.png`` (0 or 255),
     ``overlays/STEM.png`` (prediction in red on the fused image) and
     ``gt_overlays/STEM.png`` (ground truth in green on the fused image), STEM as in
-    :func:`result_stem`; and ``samples.json``, one entry per sample (stem, image name,
+    :func:`result_stem`; with ``panels=True`` also ``panels/STEM.png`` (VIS, IR, fused,
+    prediction and GT side by side, captioned with the expression); and ``samples.json``, one entry per sample (stem, image name,
     index, expression), gathered from every rank. Without a fused image (a plain RIS model)
     the overlays are drawn on the VIS input. The fused image keeps the network's resolution
     (no resampling, so fusion metrics see what the model made); masks are at the original
@@ -69,13 +70,16 @@ class RISResultSaverHook(Hook):
         out_dir (str): The output folder.
         progress (bool): Show a progress bar over the test set on the main process.
             Defaults to True.
+        panels (bool): Also write the captioned panels (five times an overlay's pixels,
+            so off by default). Defaults to False.
     """
 
     priority = 'LOW'
 
-    def __init__(self, out_dir: str, progress: bool = True) -> None:
+    def __init__(self, out_dir: str, progress: bool = True, panels: bool = False) -> None:
         self.out_dir = Path(out_dir)
         self.progress = progress
+        self.panels = panels
         self._records: List[dict] = []
         self._bar: Optional[ProgressBar] = None
         self._done = 0
@@ -83,7 +87,7 @@ class RISResultSaverHook(Hook):
 
     def before_test_epoch(self, runner: Runner) -> None:
         """Create the folders and the progress bar."""
-        for sub in SUBDIRS:
+        for sub in SUBDIRS + (('panels',) if self.panels else ()):
             (self.out_dir / sub).mkdir(parents=True, exist_ok=True)
         self._records = []
         self._done = 0
@@ -97,15 +101,17 @@ class RISResultSaverHook(Hook):
         for index, sample in enumerate(outputs or ()):
             if sample.metainfo.get('text_permuted', False):
                 continue  # a mismatched-text pass (MismatchedTextDataset): scored, not saved
-            self._save(sample, None if data_batch is None else batch_input(
-                data_batch['inputs'], 'vis', index))
+            inputs = {} if data_batch is None else data_batch['inputs']
+            self._save(sample, batch_input(inputs, 'vis', index),
+                       batch_input(inputs, 'ir', index))
         if self._bar is not None and outputs:
             step = min(len(outputs) * get_world_size(), self._total - self._done)
             self._done += step
             if step > 0:
                 self._bar.update(step)
 
-    def _save(self, sample: RISDataSample, vis: Optional[np.ndarray]) -> None:
+    def _save(self, sample: RISDataSample, vis: Optional[np.ndarray],
+              ir: Optional[np.ndarray]) -> None:
         """Write one sample's files and remember its entry for ``samples.json``."""
         stem = result_stem(sample)
         fused = getattr(sample, 'pred_fused', None)
@@ -126,6 +132,14 @@ class RISResultSaverHook(Hook):
         if gt is not None and base is not None:
             _write_png(self.out_dir / 'gt_overlays' / f'{stem}.png',
                        overlay_mask(base, gt.data, GT_COLOR))
+        if self.panels:
+            if vis is None or ir is None:
+                raise KeyError(f'panels need the VIS and IR inputs of {stem}, but the batch '
+                               'has no inputs dict(vis=..., ir=...)')
+            _write_png(self.out_dir / 'panels' / f'{stem}.png', draw_ris_panel(
+                vis, ir, None if fused is None else fused.data,
+                None if pred is None else pred.data, None if gt is None else gt.data,
+                getattr(sample, 'text', None)))
         meta = sample.metainfo
         self._records.append(dict(stem=stem, img_name=str(meta.get('img_name')),
                                   sample_idx=int(meta.get('sample_idx', -1)),
