@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
-config=configs/risfusion/risfusion_swin-mini_minilm_500it_synthetic-mmris-128.py
+config=configs/risfusion/risfusion_swin-mini_minilm_1000it_synthetic-mmris-128.py
 work_dir=work_dirs/demo
 data=data/synthetic_mmris
 minilm=data/pretrained/all-MiniLM-L6-v2
@@ -23,11 +23,12 @@ if [ ! -f "$data/mm_ris_test.parquet" ]; then
     $py tools/dataset_converters/make_synthetic_mmris.py "$data" \
         --train 4000 --val 200 --test 400 --size 128 --seed 0
 fi
-say "training $config (500 iterations, about 15 minutes on 2 cores)"
+say "training $config (1000 iterations, about 15 minutes on 2 cores)"
 $py tools/train.py "$config" --work-dir "$work_dir"
 checkpoint=$(cat "$work_dir/last_checkpoint")
 say "testing $checkpoint on the test split, with matched and with mismatched expressions"
-$py tools/test.py "$config" "$checkpoint" --work-dir "$work_dir" --out-dir "$work_dir/results"
+$py tools/test.py "$config" "$checkpoint" --work-dir "$work_dir" --out-dir "$work_dir/results" \
+    --panels
 say "done"
 $py - "$work_dir/results/metrics.json" <<'PY'
 import json, sys
@@ -38,4 +39,25 @@ print('referring segmentation:', ', '.join(f'{k} {metrics[k]:.2f}' for k in ris 
 print('fusion quality:', ', '.join(f'{k.split("/", 1)[1]} {v:.3f}' for k, v in metrics.items()
                                    if k.startswith('fusion/')))
 PY
-echo "fused images, masks and overlays: $work_dir/results/"
+# The README's figure (docs/demo_figure.png): the panels (VIS, IR, fused, prediction, GT,
+# expression) of the first expression of the first four test scenes, stacked, as a
+# 256-colour PNG small enough to commit.
+$py - "$work_dir/results" <<'PY'
+import json, sys
+from pathlib import Path
+import cv2
+import numpy as np
+from PIL import Image
+results = Path(sys.argv[1])
+first_of_scene = {}
+for sample in json.loads((results / 'samples.json').read_text()):
+    first_of_scene.setdefault(sample['img_name'], sample['stem'])
+panels = [cv2.imread(str(results / 'panels' / f'{stem}.png'))
+          for stem in list(first_of_scene.values())[:4]]
+width = max(panel.shape[1] for panel in panels)
+figure = np.concatenate([np.pad(panel, ((0, 4), (0, width - panel.shape[1]), (0, 0)))
+                         for panel in panels])
+Image.fromarray(figure[..., ::-1]).quantize(256, dither=Image.Dither.NONE).save(
+    results / 'figure.png', optimize=True)
+PY
+echo "fused images, masks, overlays and panels: $work_dir/results/ (figure.png: four of them)"

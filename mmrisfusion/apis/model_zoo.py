@@ -7,15 +7,17 @@ from torch import nn
 
 from .inference import init_model
 
-CONFIG_ROOT = Path(__file__).resolve().parents[2] / 'configs'
+# The package's copy of configs/ (a symlink in a checkout, files in a wheel), as for the
+# mmrisfusion:: config scope.
+CONFIG_ROOT = Path(__file__).resolve().parents[1] / '.mim' / 'configs'
 
 
 def _shipped_configs() -> Dict[str, Path]:
     """Config name (file stem) -> path, for every leaf config under ``configs/``."""
     if not CONFIG_ROOT.is_dir():
         raise FileNotFoundError(
-            f'the shipped configs are not at {CONFIG_ROOT}: list_models/get_model need a '
-            'source checkout installed with `pip install -e .`')
+            f'the shipped configs are not at {CONFIG_ROOT}: reinstall mmrisfusion (a wheel '
+            'carries them there; a checkout links them to configs/)')
     return {path.stem: path for path in sorted(CONFIG_ROOT.glob('**/*.py'))
             if '_base_' not in path.relative_to(CONFIG_ROOT).parts}
 

@@ -32,7 +32,7 @@ train_dataloader = dict(batch_size=16, num_workers=2,
 val_dataloader = dict(batch_size=32, num_workers=2, dataset=dict(data_root=data_root))
 val_evaluator = dict(type='RISMetric')
 
-max_iters = 500
+max_iters = 1000
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-2),
