@@ -105,7 +105,9 @@ def test_inference_on_tno_pair(model, pair):
     batch = inference_model(model, [vis_path, vis_path], [ir_path, ir_path],
                             [TEXT, 'the car on the right'])
     assert isinstance(batch, list) and len(batch) == 2
-    torch.testing.assert_close(batch[0].logits, result.logits, rtol=1e-4, atol=1e-4)
+    # Batched kernels round differently and LAVT's instance norms amplify float32 rounding
+    # (tools/analysis_tools/check_reference.py): a few 1e-4 on the logits.
+    torch.testing.assert_close(batch[0].logits, result.logits, rtol=1e-3, atol=1e-3)
     assert not torch.allclose(batch[0].logits, batch[1].logits)
 
 
