@@ -58,12 +58,13 @@ class RISResultSaverHook(Hook):
     ``overlays/STEM.png`` (prediction in red on the fused image) and
     ``gt_overlays/STEM.png`` (ground truth in green on the fused image), STEM as in
     :func:`result_stem`; with ``panels=True`` also ``panels/STEM.png`` (VIS, IR, fused,
-    prediction and GT side by side, captioned with the expression); and ``samples.json``, one entry per sample (stem, image name,
-    index, expression), gathered from every rank. Without a fused image (a plain RIS model)
-    the overlays are drawn on the VIS input. The fused image keeps the network's resolution
-    (no resampling, so fusion metrics see what the model made); masks are at the original
-    image size, and overlays bring them to the fused image's size. Every rank writes its own
-    samples, so in multi-node runs ``out_dir`` must be on a shared file system.
+    prediction and GT side by side, captioned with the expression); and ``samples.json``,
+    one entry per sample (stem, image name, index, expression), gathered from every rank.
+    Without a fused image (a plain RIS model) the overlays are drawn on the VIS input. The
+    fused image keeps the network's resolution (no resampling, so fusion metrics see what
+    the model made); masks are at the original image size, and overlays bring them to the
+    fused image's size. Every rank writes its own samples, so in multi-node runs ``out_dir``
+    must be on a shared file system.
     ``tools/test.py --out-dir`` adds this hook.
 
     Args:
