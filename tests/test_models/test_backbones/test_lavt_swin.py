@@ -198,9 +198,8 @@ def test_patch_merging_is_the_official_concat_order(size):
     """Tokens merge as Linear(LN([x00, x10, x01, x11])), odd sides zero-padded."""
     height, width = size
     merging = SwinPatchMerging(3, 5)
-    nn_init = torch.nn.init
-    nn_init.normal_(merging.norm.weight)
-    nn_init.normal_(merging.norm.bias)
+    torch.nn.init.normal_(merging.norm.weight)
+    torch.nn.init.normal_(merging.norm.bias)
     tokens = torch.randn(2, height * width, 3)
     merged, shape = merging(tokens, (height, width))
     assert shape == ((height + 1) // 2, (width + 1) // 2)
@@ -209,7 +208,8 @@ def test_patch_merging_is_the_official_concat_order(size):
     expected = []
     for i in range(shape[0]):
         for j in range(shape[1]):
-            block = [grid[:, 2 * i + di, 2 * j + dj] for di, dj in ((0, 0), (1, 0), (0, 1), (1, 1))]
+            block = [grid[:, 2 * i + di, 2 * j + dj]
+                     for di, dj in ((0, 0), (1, 0), (0, 1), (1, 1))]
             expected.append(merging.reduction(merging.norm(torch.cat(block, dim=-1))))
     torch.testing.assert_close(merged, torch.stack(expected, dim=1))
     with pytest.raises(ValueError, match='do not form a 4x4 map'):

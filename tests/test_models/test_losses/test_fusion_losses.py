@@ -37,6 +37,26 @@ def io_and_lumas(shared_dir):
     return io, fusion_luma(io['fused'], io['vis'], io['ir'])
 
 
+def _published_ssim_window(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The published 11x11 window: the normalised float32 Gaussian (sigma 1.5), its outer
+    product taken in ``dtype``."""
+    coords = torch.arange(11.0) - 5
+    gauss = torch.exp(-coords**2 / (2 * 1.5**2))
+    gauss = (gauss / gauss.sum()).to(dtype)
+    return (gauss[:, None] * gauss[None, :])[None, None]
+
+
+def _published_ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """The published SSIM: 2-D convolutions with zero padding 5, C1 = .01^2, C2 = .03^2."""
+    mx, my = F.conv2d(x, window, padding=5), F.conv2d(y, window, padding=5)
+    sxx = F.conv2d(x * x, window, padding=5) - mx**2
+    syy = F.conv2d(y * y, window, padding=5) - my**2
+    sxy = F.conv2d(x * y, window, padding=5) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    return ((2 * mx * my + c1) * (2 * sxy + c2) /
+            ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean()
+
+
 @pytest.mark.parametrize('key', sorted(TERMS))
 def test_each_term_reproduces_official(io_and_lumas, key):
     io, lumas = io_and_lumas
@@ -55,18 +75,9 @@ def test_ssim_matches_float64_published_formula(io_and_lumas):
     Both use the float32 Gaussian weights: their rounding alone moves SSIM by ~3e-6.
     """
     _, (fused, vis, ir) = io_and_lumas
-    coords = torch.arange(11.0) - 5
-    gauss = torch.exp(-coords**2 / (2 * 1.5**2))
-    gauss = (gauss / gauss.sum()).double()
-    window = (gauss[:, None] * gauss[None, :])[None, None]
+    window = _published_ssim_window(torch.float64)
     for ref in (vis, ir):
-        x, y = fused.double(), ref.double()
-        mx, my = F.conv2d(x, window, padding=5), F.conv2d(y, window, padding=5)
-        sxx = F.conv2d(x * x, window, padding=5) - mx**2
-        syy = F.conv2d(y * y, window, padding=5) - my**2
-        sxy = F.conv2d(x * y, window, padding=5) - mx * my
-        exact = ((2 * mx * my + 1e-4) * (2 * sxy + 9e-4) /
-                 ((mx**2 + my**2 + 1e-4) * (sxx + syy + 9e-4))).mean()
+        exact = _published_ssim(fused.double(), ref.double(), window)
         assert abs(SSIMLoss().ssim(fused, ref).item() - exact.item()) < 1e-6
 
 
@@ -110,18 +121,9 @@ def test_sobel_and_ssim_definitions():
     gx, gy = sobel_magnitudes(ramp)
     assert (gx[..., 1:-1, 1:-1] == 8).all() and (gy[..., 1:-1, 1:-1] == 0).all()
     ssim = SSIMLoss()
-    # The published 11x11 window: a normalised 2-D Gaussian of sigma 1.5.
-    coords = torch.arange(11.0) - 5
-    w = torch.exp(-(coords[:, None]**2 + coords[None, :]**2) / (2 * 1.5**2))
-    w, c1, c2 = (w / w.sum())[None, None], 0.01**2, 0.03**2
     for shape in ((1, 1, 12, 12), (2, 1, 5, 7)):  # also smaller than the window
         x, y = torch.rand(shape), torch.rand(shape)
-        mx, my = F.conv2d(x, w, padding=5), F.conv2d(y, w, padding=5)
-        sxx = F.conv2d(x * x, w, padding=5) - mx**2
-        syy = F.conv2d(y * y, w, padding=5) - my**2
-        sxy = F.conv2d(x * y, w, padding=5) - mx * my
-        ref = ((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sxx + syy + c2)))
-        torch.testing.assert_close(ssim.ssim(x, y), ref.mean())
+        torch.testing.assert_close(ssim.ssim(x, y), _published_ssim(x, y, _published_ssim_window()))
 
 
 def test_gradients_flow_to_fused():
