@@ -5,29 +5,36 @@ from .version import __version__
 from .utils.checkpoint import allow_mmengine_checkpoint_types
 from .utils.setup_env import register_config_scope
 
-# Ranges this release was tested with; outside them we warn instead of refusing to import,
-# so a user on a neighbouring version can still try (STYLE.md: no hard asserts at import).
-_TESTED_RANGES = {
-    'mmcv': ('2.0.0rc4', '2.2.0'),
-    'mmengine': ('0.10.0', '0.11.0'),
-    'mmseg': ('1.2.0', '1.3.0'),
-}
+# The OpenMMLab packages whose versions matter most; their ranges are the package's own
+# requirements (requirements/*.txt, through the installed metadata), so they live in one place.
+_CHECKED_DISTRIBUTIONS = ('mmcv', 'mmengine', 'mmsegmentation')
 
 
 def _check_versions() -> None:
-    from importlib import import_module
+    """Warn, never fail, when mmcv, mmengine or mmseg are outside the required ranges.
 
-    from mmengine.utils import digit_version
-    for name, (low, high) in _TESTED_RANGES.items():
-        try:
-            version = import_module(name).__version__
-        except ImportError:
-            warnings.warn(f'mmrisfusion needs {name}, which is not installed: run `make setup` '
-                          f'or install {name}>={low},<{high}.')
+    A hard assert at import (as mmseg does for mmcv) stops a user on a neighbouring version
+    from even trying; a warning says the same and lets them.
+    """
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    try:
+        requirements = [Requirement(line) for line in metadata.requires('mmrisfusion') or []]
+    except metadata.PackageNotFoundError:
+        return  # a source tree that was never installed: no ranges to compare with
+    for requirement in requirements:
+        if requirement.name not in _CHECKED_DISTRIBUTIONS:
             continue
-        if not digit_version(low) <= digit_version(version) < digit_version(high):
-            warnings.warn(f'mmrisfusion was tested with {low} <= {name} < {high}; '
-                          f'found {name} {version}.')
+        try:
+            version = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            warnings.warn(f'mmrisfusion needs {requirement.name}, which is not installed: run '
+                          f'`make setup` or install {requirement.name}{requirement.specifier}.')
+            continue
+        if not requirement.specifier.contains(version, prereleases=True):
+            warnings.warn(f'mmrisfusion was tested with {requirement.name}'
+                          f'{requirement.specifier}; found {requirement.name} {version}.')
 
 
 _check_versions()

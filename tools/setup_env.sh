@@ -14,7 +14,6 @@ venv="$root/.venv"
 cache="${MMRISFUSION_CACHE:-$HOME/.cache/mmrisfusion}"
 wheels="$cache/wheels"
 lock="requirements/lock.txt"
-[ -f "$lock" ] || lock="requirements/runtime.txt"
 python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
 step() { printf '\n[setup] %s\n' "$*"; }
@@ -72,7 +71,7 @@ if ! "$venv/bin/python" -c "import mmcv, mmcv._ext" 2>/dev/null; then
     "$venv/bin/python" -c "import mmcv._ext" || fail "$wheel installed but mmcv._ext does not import"
 fi
 
-pkg_stamp="$venv/.pkg-$(stamp_of pyproject.toml)"
+pkg_stamp="$venv/.pkg-$(stamp_of pyproject.toml setup.py requirements/*.txt)"
 if [ ! -f "$pkg_stamp" ]; then
     step "installing mmrisfusion in editable mode"
     pip_run install -q --no-deps --no-build-isolation -e . || fail "pip install -e . failed"

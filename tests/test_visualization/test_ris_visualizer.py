@@ -41,7 +41,7 @@ def test_add_datasample_writes_panel(tmp_path):
 
 def test_tensorboard_backend(tmp_path):
     pytest.importorskip('tensorboard',
-                        reason='tensorboard is not installed (requirements/runtime.txt lists it)')
+                        reason='tensorboard is not installed (requirements/optional.txt lists it)')
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     visualizer = RISLocalVisualizer(name='test_ris_visualizer_tb',
                                     vis_backends=[dict(type='TensorboardVisBackend')],
