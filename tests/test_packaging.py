@@ -25,7 +25,9 @@ def test_metadata_requirements_come_from_the_requirements_files():
                  for req in map(Requirement, metadata.requires('mmrisfusion'))}
     for file_name, extra in (('runtime.txt', ''), ('mminstall.txt', 'mim'),
                              ('optional.txt', 'optional'), ('tests.txt', 'tests'),
-                             ('optional.txt', 'all'), ('tests.txt', 'all')):
+                             ('web.txt', 'web'), ('deploy.txt', 'deploy'),
+                             ('optional.txt', 'all'), ('tests.txt', 'all'), ('web.txt', 'all'),
+                             ('deploy.txt', 'all')):
         for line in requirement_lines(file_name):
             req = Requirement(line)
             marker = f'extra == "{extra}"' if extra else ''
@@ -38,7 +40,7 @@ def test_lock_pins_satisfy_the_ranges():
     for line in requirement_lines('lock.txt'):
         req = Requirement(line)
         pins[req.name.lower().replace('_', '-')] = next(iter(req.specifier)).version
-    for file_name in ('runtime.txt', 'tests.txt'):
+    for file_name in ('runtime.txt', 'tests.txt', 'web.txt', 'deploy.txt'):
         for line in requirement_lines(file_name):
             req = Requirement(line)
             version = pins.get(req.name.lower().replace('_', '-'))
