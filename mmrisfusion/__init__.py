@@ -6,7 +6,8 @@ from .utils.checkpoint import allow_mmengine_checkpoint_types
 from .utils.setup_env import register_config_scope
 
 # Ranges this release was tested with; outside them we warn instead of refusing to import,
-# so a user on a neighbouring version can still try (STYLE.md: no hard asserts at import).
+# so a user on a neighbouring version can still try (no hard asserts at import:
+# docs/contributing.md#pains-not-to-repeat).
 _TESTED_RANGES = {
     'mmcv': ('2.0.0rc4', '2.2.0'),
     'mmengine': ('0.10.0', '0.11.0'),
