@@ -14,7 +14,8 @@ def _check_versions() -> None:
     """Warn, never fail, when mmcv, mmengine or mmseg are outside the required ranges.
 
     A hard assert at import (as mmseg does for mmcv) stops a user on a neighbouring version
-    from even trying; a warning says the same and lets them.
+    from even trying; a warning says the same and lets them
+    (docs/contributing.md#pains-not-to-repeat).
     """
     from importlib import metadata
 

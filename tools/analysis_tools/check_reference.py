@@ -10,9 +10,9 @@ built from the inferred architecture, and the IO file's inputs (``vis``, ``ir``,
 outputs were computed from given word features) go through it in eval mode. Printed: the
 maximum absolute difference of ``fused``, ``logits``, each of ``backbone_outs``,
 ``dice_loss`` and the fusion loss before (``fusion_loss_raw``) and after
-(``fusion_loss_weighted``) lambda, with the published weights (SPEC.md section 2), next to
-each output's float32 rounding noise (our float32 run against our float64 run). The exit
-status is 1 when a difference exceeds ``--tolerance`` (1e-4) plus twice that noise, or
+(``fusion_loss_weighted``) lambda, with the published weights (docs/risfusion.md#fusion-loss),
+next to each output's float32 rounding noise (our float32 run against our float64 run). The
+exit status is 1 when a difference exceeds ``--tolerance`` (1e-4) plus twice that noise, or
 ``--tolerance`` alone with ``--strict``.
 
 Why the noise term: LAVT's instance norms cancel most digits of channels whose spatial

@@ -5,13 +5,14 @@ Examples:
         --bert data/pretrained/bert-base-uncased
     python tools/model_converters/risfusion_official.py official_tiny.pth out --format pth
 
-The official file (``{'model', 'prefusion_model', 'epoch', 'args'}``, SPEC.md section 7) is
-read with weights only (``argparse.Namespace`` allowed for ``args``). The architecture is
-inferred from the tensor shapes; the written config is ``--base-config`` (default: the
-published recipe ``configs/risfusion_swin-b.py`` when it exists) with the model's
-``text_encoder``, ``fuser``, ``backbone`` and ``decode_head`` replaced by the inferred ones,
-and the weights are in ``RISFusion``'s names, loadable with
-``mmrisfusion.apis.init_model(config, checkpoint)`` (strictly, when BERT weights are given).
+The official file (``{'model', 'prefusion_model', 'epoch', 'args'}``, see
+docs/risfusion.md#official-checkpoints) is read with weights only (``argparse.Namespace``
+allowed for ``args``). The architecture is inferred from the tensor shapes; the written
+config is ``--base-config`` (default: the published recipe ``configs/risfusion_swin-b.py``
+when it exists) with the model's ``text_encoder``, ``fuser``, ``backbone`` and
+``decode_head`` replaced by the inferred ones, and the weights are in ``RISFusion``'s names,
+loadable with ``mmrisfusion.apis.init_model(config, checkpoint)`` (strictly, when BERT
+weights are given).
 
 The published best checkpoint has no BERT weights (a bug of the published code): pass
 ``--bert DIR``, a local Hugging Face bert-base-uncased folder, to complete the checkpoint and

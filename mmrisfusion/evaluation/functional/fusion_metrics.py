@@ -1,11 +1,11 @@
 """Fusion-quality metrics of infrared-visible image fusion (IVIF), vectorised.
 
 These are the no-reference and source-referenced measures behind published IVIF tables
-(SPEC.md section 4), written to give the same numbers as the evaluator most tables were made
-with (``utils/Evaluator.py`` of MMIF-CDDFuse, called as ``metric(F, ir, vi)``), image by
-image, about 10x faster: the reference's direct 2-D convolutions become OpenCV separable,
-box and Sobel filters, and the elementwise chains run on blocks of rows that stay in the
-CPU cache.
+(docs/metrics.md#fusion-quality-metrics), written to give the same numbers as the evaluator
+most tables were made with (``utils/Evaluator.py`` of MMIF-CDDFuse, called as
+``metric(F, ir, vi)``), image by image, about 10x faster: the reference's direct 2-D
+convolutions become OpenCV separable, box and Sobel filters, and the elementwise chains run
+on blocks of rows that stay in the CPU cache.
 
 Conventions every function shares:
 
@@ -493,7 +493,7 @@ def nabf(fused: Array, ir: Array, vis: Array, border: str = 'reflect') -> float:
     Q_AF = sqrt(Q_g Q_a) with Q_g = 0.9999 / (1 + e^(-19 (G - 0.5))),
     Q_a = 0.9995 / (1 + e^(-22 (A - 0.5))), A = ||a_A - a_F| - pi/2| * 2/pi. Lower is better.
 
-    The border: SPEC.md words it as one-pixel border replication, but Kumar's published
+    The border: it is usually described as one-pixel border replication, but Kumar's published
     code (``per_extn_im_fn`` before ``sobel_fn``) and its Python ports copy the second row
     and column outwards, i.e. mirror without repeating the edge pixel; ``'reflect'`` (the
     default) does that, for numbers comparable with published tables, and ``'replicate'``

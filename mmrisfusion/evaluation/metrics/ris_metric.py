@@ -26,7 +26,7 @@ def _mask(value: Any, key: str, name: str) -> torch.Tensor:
 
 
 def _iou(intersection: int, union: int) -> float:
-    """Per-sample IoU, 0 when the union is empty (SPEC.md section 3)."""
+    """Per-sample IoU, 0 when the union is empty (docs/metrics.md, as LAVT defines it)."""
     return intersection / union if union > 0 else 0.0
 
 
@@ -51,8 +51,8 @@ class RISMetric(BaseMetric):
     Reported values (all x 100, plain floats):
 
     - ``mIoU``: mean over samples of IoU = |P and G| / |P or G|, where a sample with an
-      empty union (empty prediction and empty GT) has IoU 0, as SPEC.md section 3 and the
-      published evaluators define it;
+      empty union (empty prediction and empty GT) has IoU 0, as the published evaluators
+      define it (docs/metrics.md#referring-segmentation-metrics);
     - ``oIoU``: sum of intersections / sum of unions (the "overall IoU", called cIoU in
       most RIS papers; not RIS-FUSION's background/foreground average);
     - ``P@t`` for each threshold: percentage of samples with IoU >= t;

@@ -1,4 +1,4 @@
-"""LDFusion's MUNIT-style fusion network (SPEC.md section 5).
+"""LDFusion's MUNIT-style fusion network (docs/ldfusion.md#network).
 
 Each modality has a content encoder (spatial features) and a style encoder (a global code).
 The decoder reads both contents, concatenated, and is modulated by both styles through AdaIN
@@ -162,13 +162,14 @@ class LDFusionNet(nn.Module):
 
     ``forward(vis_y, ir_y) -> fused_y``: single-channel images in [0, 1] (VIS luma and IR) to
     the fused luma in [0, 1]. The colour image is recomposed outside (Cb/Cr from VIS, see
-    ``FusionModel``). With the defaults (SPEC.md section 5): contents of 128 channels at 1/8
-    resolution, styles of 8, a decoder on 256 channels with 2 AdaIN residual blocks driven by
-    an MLP 16 -> 256 -> 256 -> 2048, three ``ConvTranspose2d(k5, s2, p0)`` + layer norm + ReLU
-    upsamplings (256 -> 128 -> 64 -> 32), reflect-pad 3 + conv7 to one channel, tanh and a
-    clamp to [0, 1]. The transposed convolutions overshoot (``2h + 3`` per step), so the output
-    is cropped to the input size; the crop is centred, where the upsampled grid lines up with
-    the input (SPEC.md says only "crop to the input size").
+    ``FusionModel``). With the defaults (docs/ldfusion.md#network): contents of 128 channels
+    at 1/8 resolution, styles of 8, a decoder on 256 channels with 2 AdaIN residual blocks
+    driven by an MLP 16 -> 256 -> 256 -> 2048, three ``ConvTranspose2d(k5, s2, p0)`` + layer
+    norm + ReLU upsamplings (256 -> 128 -> 64 -> 32), reflect-pad 3 + conv7 to one channel,
+    tanh and a clamp to [0, 1]. The transposed convolutions overshoot (``2h + 3`` per step), so
+    the output is cropped to the input size; the crop is centred, where the upsampled grid
+    lines up with the input (the published code crops from the top-left corner instead,
+    docs/ldfusion.md#differences-from-the-published-code).
 
     Args:
         base_channels (int): Width of the first encoder conv. Defaults to 16.

@@ -1,4 +1,4 @@
-"""RIS-FUSION's text-conditioned UNet fuser (SPEC.md section 2).
+"""RIS-FUSION's text-conditioned UNet fuser (docs/risfusion.md#unetfuser).
 
 The fuser works on luminance: it fuses the Y channel of the visible image with the infrared
 intensity into a new Y, then recomposes RGB with the visible chroma. Two encoders (Y and IR)

@@ -1,4 +1,4 @@
-"""LDFusion's language-driven loss in CLIP space (SPEC.md section 5).
+"""LDFusion's language-driven loss in CLIP space (docs/ldfusion.md#language-driven-loss).
 
 Three prompts place the fusion goal in CLIP's embedding space: an anchor for each modality
 (``t_v`` "a visible gray image", ``t_i`` "an infrared image") and the target ``p`` ("a clear

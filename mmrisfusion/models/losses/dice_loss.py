@@ -10,7 +10,7 @@ from mmrisfusion.registry import MODELS
 
 @MODELS.register_module()
 class TwoClassDiceLoss(nn.Module):
-    """The published two-class Dice loss on 2-channel logits (SPEC.md section 2).
+    """The published two-class Dice loss on 2-channel logits (docs/risfusion.md).
 
     With ``p = sigmoid(logit of class 1)`` (the class-1 logit alone, not a softmax over the
     two classes) and ``t`` the foreground indicator, per sample:

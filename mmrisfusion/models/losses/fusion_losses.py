@@ -1,4 +1,4 @@
-"""RIS-FUSION's fusion loss terms, each on luma in [0, 1] (SPEC.md section 2).
+"""RIS-FUSION's fusion loss terms, each on luma in [0, 1] (docs/risfusion.md#fusion-loss).
 
 Every term is ``forward(fused_y, vis_y, ir_y) -> scalar`` on ``(B, 1, H, W)`` luma images,
 weighted by ``loss_weight``, and named by ``loss_name`` (``loss_...``) so a segmentor can list
@@ -7,7 +7,8 @@ any subset in its config. The published run uses, with ``lambda = 3``::
     lambda * (0.5 (1 - SSIM(Yf, Yv)) + 0.5 MSE(Yf, Yv) + 2 MSE(Yf, Yi)
               + 1 Sobel-L1(Yf, Yi) + 1 joint max-gradient)
 
-i.e. ``loss_weight`` = lambda x the term's weight. :func:`fusion_luma` turns the normalised
+i.e. each term's ``loss_weight`` is its weight above, and the segmentor multiplies every term
+by lambda (``RISFusion(fusion_loss_weight=3.0)``). :func:`fusion_luma` turns the normalised
 (fused, VIS, IR) tensors into these luma images, one code path for training and checks.
 """
 from typing import Optional, Tuple

@@ -1,6 +1,6 @@
 """Convert official RIS-FUSION checkpoints to this project's parameter names.
 
-Official checkpoints (SPEC.md section 7) hold ``{'model': LAVT state dict,
+Official checkpoints (docs/risfusion.md#official-checkpoints) hold ``{'model': LAVT state dict,
 'prefusion_model': UNetFuser state dict, 'epoch', 'args'}``.
 """
 import os.path as osp

@@ -2,7 +2,8 @@
 
 Every function works on batched float tensors ``(B, C, H, W)`` in the 0..1 intensity scale
 (after :func:`denormalize`). The YCbCr transform is ITU-R BT.601 full range with the
-six-digit JFIF constants the published RIS-FUSION code uses (SPEC.md section 2):
+six-digit JFIF constants the published RIS-FUSION code uses
+(docs/risfusion.md#colour-conversion):
 
 ``Y = .299 R + .587 G + .114 B``, ``Cb = .5 - .168736 R - .331264 G + .5 B``,
 ``Cr = .5 + .5 R - .418688 G - .081312 B``; back: ``R = Y + 1.402 Cr'``,

@@ -48,7 +48,7 @@ def test_reproduces_official_fused_image(reference):
 
 
 def test_full_size_parameter_count():
-    # SPEC.md: the published fuser has 4.0M parameters
+    # The published fuser has 4.0M parameters (docs/risfusion.md#model-size)
     assert sum(p.numel() for p in UNetFuser().parameters()) == 4_020_679
 
 

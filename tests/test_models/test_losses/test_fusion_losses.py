@@ -7,7 +7,7 @@ from mmrisfusion.models.losses import (JointGradientLoss, LumaMSELoss, SobelL1Lo
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
 
-# The published run: lambda 3.0 and these term weights (SPEC.md section 2).
+# The published run: lambda 3.0 and these term weights (docs/risfusion.md#fusion-loss).
 LAMBDA = 3.0
 PUBLISHED = [('SSIMLoss', 'vis', 0.5), ('LumaMSELoss', 'vis', 0.5), ('LumaMSELoss', 'ir', 2.0),
              ('SobelL1Loss', 'ir', 1.0), ('JointGradientLoss', None, 1.0)]
