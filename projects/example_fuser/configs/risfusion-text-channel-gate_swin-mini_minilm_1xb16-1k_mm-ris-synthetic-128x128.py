@@ -1,8 +1,9 @@
-# The tiny RIS-FUSION of mmrisfusion with TextChannelGateFusion from this package at the
-# fuser's injected levels. Bases come from the installed mmrisfusion (`mmrisfusion::`), the
-# block from the installed example_fuser; nothing needs PYTHONPATH. Data and tokenizer as in
-# mmrisfusion's configs/risfusion/risfusion_tiny_test.py.
-_base_ = ['mmrisfusion::risfusion/risfusion_tiny_test.py']
+# mmrisfusion's demo model (the `make demo` RIS-FUSION: reduced Swin, frozen MiniLM, synthetic
+# MM-RIS at 128x128, batch 16, 1000 iterations on a CPU) with TextChannelGateFusion from this
+# package at the fuser's injected levels in place of LangGatedFusion. The base comes from the
+# installed mmrisfusion (`mmrisfusion::`), the block from the installed example_fuser; nothing
+# needs PYTHONPATH. Data and text encoder as for mmrisfusion's `make demo`.
+_base_ = ['mmrisfusion::risfusion/risfusion_swin-mini_minilm_1xb16-1k_mm-ris-synthetic-128x128.py']
 
 custom_imports = dict(imports=['example_fuser'], allow_failed_imports=False)
 
