@@ -29,10 +29,11 @@ from mmrisfusion.utils import register_all_modules
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(str(Path(p).relative_to(REPO_ROOT))
                  for p in glob(str(REPO_ROOT / 'configs/**/*.py'), recursive=True))
+# The tests' own configs; named so that pytest does not collect them (no *_test.py).
 TEST_CONFIGS = sorted(str(Path(p).relative_to(REPO_ROOT))
                       for p in glob(str(REPO_ROOT / 'tests/configs/*.py')))
 CONFIGS = SHIPPED + TEST_CONFIGS
-TINY = 'tests/configs/risfusion_tiny_test.py'
+TINY = 'tests/configs/risfusion_tiny.py'
 SWIN_B = 'configs/risfusion/risfusion_swin-b_bert_1xb16-10e_mm-ris-480x480.py'
 LAVT = 'configs/risfusion/risfusion_swin-b_bert-10l_1xb16-nodecay-10e_mm-ris-480x480.py'
 
@@ -166,7 +167,7 @@ def built():
 def test_configs_found():
     assert SHIPPED, 'glob("configs/**/*.py") found no config'
     assert TEST_CONFIGS, 'glob("tests/configs/*.py") found no config'
-    for name in (TINY, 'tests/configs/ldfusion_tiny_test.py', SWIN_B, LAVT,
+    for name in (TINY, 'tests/configs/ldfusion_tiny.py', SWIN_B, LAVT,
                  'configs/risfusion_swin-b.py', 'configs/_base_/models/risfusion_swin-b.py',
                  'configs/_base_/schedules/schedule_10e.py'):
         assert name in CONFIGS, f'{name} is missing'

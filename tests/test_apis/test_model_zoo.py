@@ -77,7 +77,7 @@ def test_name_pattern_reads_the_parts(name, parts):
 
 
 @pytest.mark.parametrize('name', [
-    'risfusion_tiny_test', 'risfusion_swin-b', 'risfusion_swin-b_bert_10e_mm-ris-480',
+    'risfusion_tiny', 'risfusion_swin-b', 'risfusion_swin-b_bert_10e_mm-ris-480',
     'risfusion_swin-b_bert_1xb16-10e_mm-ris-480', 'risfusion_swin-b_bert_1xb16-10e_mm_ris-480x480',
     'risfusion_swin-b_1xb16-10e_mm-ris-480x480'])
 def test_name_pattern_rejects(name):

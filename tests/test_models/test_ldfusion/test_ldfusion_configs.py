@@ -19,8 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 RECIPE = REPO_ROOT / 'configs/ldfusion/ldfusion_munit_clip_1xb16-100e_roadscene-224x224_tno.py'
 RIS_CLIP_LOSS = (REPO_ROOT
                  / 'configs/risfusion/risfusion_swin-b_bert_1xb16-clip-loss-10e_mm-ris-480x480.py')
-TINY = REPO_ROOT / 'tests/configs/ldfusion_tiny_test.py'
-TINY_RIS = REPO_ROOT / 'tests/configs/risfusion_tiny_test.py'
+TINY = REPO_ROOT / 'tests/configs/ldfusion_tiny.py'
+TINY_RIS = REPO_ROOT / 'tests/configs/risfusion_tiny.py'
 CONFIGS = (RECIPE, RIS_CLIP_LOSS, TINY)  # every config with the CLIP language loss
 
 
