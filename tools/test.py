@@ -23,6 +23,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmrisfusion.apis import load_model_checkpoint
+from mmrisfusion.apis.model_zoo import warn_if_deprecated
 from mmrisfusion.utils import setup_launcher
 
 
@@ -53,6 +54,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     """Build the runner, load the checkpoint strictly, test, and write the metrics."""
     args = parse_args()
+    warn_if_deprecated(args.config)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
     cfg = Config.fromfile(args.config)

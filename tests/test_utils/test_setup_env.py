@@ -11,12 +11,13 @@ import mmrisfusion  # noqa: F401  (registers the `mmrisfusion::` scope, as the t
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-USER_CONFIG = '''
+DEMO = 'risfusion/risfusion_swin-mini_minilm_1xb16-1k_mm-ris-synthetic-128x128.py'
+USER_CONFIG = f'''
 _base_ = [
-    'mmrisfusion::risfusion/risfusion_tiny_test.py',
+    'mmrisfusion::{DEMO}',
 ]
 model = dict(fuser=dict(base_channels=4))
-train_cfg = dict(max_epochs=5)
+train_cfg = dict(max_iters=5)
 '''
 
 
@@ -26,8 +27,7 @@ def write(path: Path, text: str) -> str:
 
 
 def test_resolves_to_the_shipped_configs():
-    for name in ('risfusion/risfusion_tiny_test.py', '_base_/default_runtime.py',
-                 '_base_/models/risfusion_swin-b.py'):
+    for name in (DEMO, '_base_/default_runtime.py', '_base_/models/risfusion_swin-b.py'):
         path, scope = Config._get_cfg_path(f'mmrisfusion::{name}', '')
         assert scope == 'mmrisfusion'
         assert Path(path).read_text() == (REPO_ROOT / 'configs' / name).read_text(), name
@@ -37,13 +37,14 @@ def test_user_config_inherits_mmrisfusion_bases(tmp_path):
     cfg = Config.fromfile(write(tmp_path / 'my_config.py', USER_CONFIG))
     # overridden here
     assert cfg.model.fuser.base_channels == 4
-    assert cfg.train_cfg.max_epochs == 5
-    # from the tiny config and, through it, from its own relative bases
+    assert cfg.train_cfg.max_iters == 5
+    # from the demo config and, through it, from its own relative bases
     assert cfg.model.fuser.fusion_block.type == 'LangGatedFusion'
-    assert cfg.model.backbone.embed_dims == 16
+    assert cfg.model.backbone.embed_dims == 32
     assert cfg.default_scope == 'mmrisfusion'  # _base_/default_runtime.py
     assert cfg.train_dataloader.dataset.type == 'MMRISDataset'  # _base_/datasets/...
-    assert cfg.train_pipeline[3].tokenizer_path == 'data/pretrained/all-MiniLM-L6-v2'
+    tokenize = [step for step in cfg.train_pipeline if step.type == 'TokenizeText']
+    assert tokenize[0].tokenizer_path == 'data/pretrained/all-MiniLM-L6-v2'
 
 
 def test_several_mmrisfusion_bases(tmp_path):
@@ -72,4 +73,4 @@ def test_fresh_process_outside_the_repository(tmp_path):
     proc = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ['4', '16']
+    assert proc.stdout.split() == ['4', '32']

@@ -2,7 +2,7 @@
 
 Example:
     python tools/analysis_tools/benchmark_pipeline.py \
-        --config configs/_base_/datasets/mm_ris_480x480.py --rows 256 --workers 0 2
+        --config configs/_base_/datasets/mm-ris_480x480.py --rows 256 --workers 0 2
 
 Builds the config's train dataset (MM-RIS parquet, 480x480 as published) on a synthetic
 MM-RIS parquet file with images of ``--size`` pixels (written to a temporary folder unless
@@ -32,7 +32,7 @@ from mmrisfusion.registry import DATASETS
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--config', default='configs/_base_/datasets/mm_ris_480x480.py',
+    parser.add_argument('--config', default='configs/_base_/datasets/mm-ris_480x480.py',
                         help='a config with train_dataloader.dataset')
     parser.add_argument('--data', help='MM-RIS parquet to read (default: synthetic)')
     parser.add_argument('--rows', type=int, default=256, help='rows of the synthetic file')

@@ -15,14 +15,13 @@ from mmrisfusion.registry import DATASETS, MODELS
 from mmrisfusion.structures import RISDataSample
 from mmrisfusion.utils import register_all_modules
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / 'configs' / 'ldfusion'
-CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
-RECIPE = CONFIG_DIR / 'ldfusion_munit_100e_roadscene-224.py'
-TINY = CONFIG_DIR / 'ldfusion_tiny_test.py'
-
-
-def test_configs_are_found():
-    assert RECIPE in CONFIGS and TINY in CONFIGS
+REPO_ROOT = Path(__file__).resolve().parents[3]
+RECIPE = REPO_ROOT / 'configs/ldfusion/ldfusion_munit_clip_1xb16-100e_roadscene-224x224_tno.py'
+RIS_CLIP_LOSS = (REPO_ROOT
+                 / 'configs/risfusion/risfusion_swin-b_bert_1xb16-clip-loss-10e_mm-ris-480x480.py')
+TINY = REPO_ROOT / 'tests/configs/ldfusion_tiny.py'
+TINY_RIS = REPO_ROOT / 'tests/configs/risfusion_tiny.py'
+CONFIGS = (RECIPE, RIS_CLIP_LOSS, TINY)  # every config with the CLIP language loss
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
@@ -118,7 +117,7 @@ def test_tiny_config_trains_lowers_the_loss_and_evaluates(tmp_path, hf_clip_dir,
 def test_clip_term_plugs_into_risfusion(hf_clip_dir):
     """The language loss as an extra RIS-FUSION fusion term (fusion-term contract)."""
     register_all_modules()
-    cfg = Config.fromfile(str(CONFIG_DIR.parent / 'risfusion' / 'risfusion_tiny_test.py'))
+    cfg = Config.fromfile(str(TINY_RIS))
     cfg.model.fusion_losses = list(cfg.model.fusion_losses) + [
         dict(type='CLIPLanguageLoss', clip=dict(type='HFCLIPEncoder', pretrained=str(hf_clip_dir)),
              num_patches=2, loss_weight=0.1)]

@@ -14,7 +14,7 @@ from mmrisfusion.registry import MODELS
 from mmrisfusion.structures import RISDataSample
 from mmrisfusion.utils import register_all_modules
 
-TINY_CONFIG = Path(__file__).resolve().parents[3] / 'configs/risfusion/risfusion_tiny_test.py'
+TINY_CONFIG = Path(__file__).resolve().parents[3] / 'tests/configs/risfusion_tiny.py'
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 LAMBDA = 3.0

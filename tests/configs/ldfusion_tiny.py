@@ -1,9 +1,9 @@
-# A tiny LDFusion for tests, CI and CPU smoke runs: the published pipeline at toy sizes (a
-# 4-channel LDFusionNet, 4 CLIP patches, 64 px crops, a narrow random VGG19 stand-in), 2 epochs.
-# CLIP cannot be downloaded here: point `clip_folder` at a local HF CLIP folder (the tests
-# write a tiny random one), e.g. with
+# A tiny LDFusion for tests: the published pipeline at toy sizes (a 4-channel LDFusionNet,
+# 4 CLIP patches, 64 px crops, a narrow random VGG19 stand-in), 2 epochs. A test fixture, not
+# a shipped config (mmrisfusion.list_models() does not list it). CLIP cannot be downloaded
+# here: point `clip_folder` at a local HF CLIP folder (the tests write a tiny random one), e.g.
 #   --cfg-options model.losses.0.clip.pretrained=/path/to/clip
-_base_ = ['./ldfusion_munit_100e_roadscene-224.py']
+_base_ = ['../../configs/ldfusion/ldfusion_munit_clip_1xb16-100e_roadscene-224x224_tno.py']
 
 clip_folder = 'data/pretrained/tiny_clip'
 model = dict(
