@@ -1,8 +1,9 @@
 """Check that a converted official RIS-FUSION checkpoint reproduces the published outputs.
 
-Example:
+Example, with ``REFERENCE`` a folder of reference files made by running the published code::
+
     python tools/analysis_tools/check_reference.py \
-        ../shared/reference/risfusion/official_tiny.pth ../shared/reference/risfusion/io_tiny.pt
+        REFERENCE/risfusion/official_tiny.pth REFERENCE/risfusion/io_tiny.pt
 
 The official checkpoint is converted (``convert_risfusion_official``), a ``RISFusion`` is
 built from the inferred architecture, and the IO file's inputs (``vis``, ``ir``,
@@ -18,9 +19,9 @@ exit status is 1 when a difference exceeds ``--tolerance`` (1e-4) plus twice tha
 Why the noise term: LAVT's instance norms cancel most digits of channels whose spatial
 spread is tiny next to their mean, so float32 rounding is amplified about 1e4 times in the
 backbone maps (about 1e-3 on the tiny reference). The published numbers depend on the thread
-count: on a 2-core CPU with 2 threads our outputs equal the shared reference bit for bit (and
-``--strict`` passes), with 1 thread the backbone maps differ by up to 1.2e-3. A wrong
-implementation differs by orders of magnitude more.
+count: on a 2-core CPU with 2 threads our outputs equal the published tiny reference bit for
+bit (and ``--strict`` passes), with 1 thread the backbone maps differ by up to 1.2e-3. A
+wrong implementation differs by orders of magnitude more.
 The decoder output (``logits``), the fused image and the losses are well conditioned and
 are held to the tolerance itself.
 
@@ -109,8 +110,18 @@ def _max_abs_diff(name: str, ours: Tensor, theirs: Tensor) -> float:
     return (ours.double() - theirs.double()).abs().max().item()
 
 
-def _outputs(model: torch.nn.Module, io: dict, dtype: torch.dtype) -> Dict[str, Tensor]:
-    """Every compared output of ``model`` on the IO inputs, computed in ``dtype``."""
+def model_outputs(model: torch.nn.Module, io: dict, dtype: torch.dtype) -> Dict[str, Tensor]:
+    """Every compared output of ``model`` on the IO inputs, computed in ``dtype``.
+
+    Args:
+        model (nn.Module): From :func:`build_reference_model`, cast to ``dtype``.
+        io (dict): The IO file's contents (its inputs are used).
+        dtype (torch.dtype): The precision of the run.
+
+    Returns:
+        dict[str, Tensor]: ``fused``, ``logits``, ``backbone_outs[i]``, ``dice_loss``,
+        ``fusion_loss_raw`` and ``fusion_loss_weighted``.
+    """
     from mmrisfusion.registry import MODELS
     vis, ir, text_feats = (io[k].to(dtype) for k in ('vis', 'ir', 'text_feats'))
     fused, feats, logits = model.forward_with_text_feats(vis, ir, text_feats, io['text_mask'])
@@ -152,10 +163,10 @@ def compare(model: torch.nn.Module, io: dict) -> List[Tuple[str, float, float]]:
         list[tuple[str, float, float]]: ``(output name, max abs difference to the
         reference, max abs float32 rounding noise)``.
     """
-    ours = _outputs(model, io, torch.float32)
+    ours = model_outputs(model, io, torch.float32)
     diffs = {name: _max_abs_diff(name, value, _reference(io, name))
              for name, value in ours.items()}
-    exact = _outputs(copy.deepcopy(model).double(), io, torch.float64)
+    exact = model_outputs(copy.deepcopy(model).double(), io, torch.float64)
     return [(name, diffs[name], _max_abs_diff(name, value, exact[name]))
             for name, value in ours.items()]
 
