@@ -1,18 +1,115 @@
-"""Shared fixtures: where the shared reference files and data live."""
+"""Shared fixtures: the test data, the optional published reference, one torch thread.
+
+Everything the tests need is in the repository (``tests/data``, its provenance in
+``tests/data/README.md``). Runs that also have the published reference outputs point
+``MMRISFUSION_REFERENCE_DIR`` at them (and ``MMRISFUSION_IVIF_DIR`` at the IVIF benchmark
+pairs); the tests that compare against them skip otherwise.
+"""
+import argparse
+import importlib.util
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / 'shared'
+#: Trimmed real image pairs, metric reference values and the derived tiny RIS-FUSION reference.
+DATA_DIR = REPO_ROOT / 'tests' / 'data'
+#: A folder of reference outputs of the published code: ``risfusion/`` (``official_tiny.pth``,
+#: ``io_tiny.pt``) and ``fusion_metrics/`` (``tno_reference.json``, ``tno_mean/``,
+#: ``tno_max/``).
+REFERENCE_ENV = 'MMRISFUSION_REFERENCE_DIR'
+#: A folder of IVIF benchmark pairs, ``tno/{vi,ir}/`` with all 25 TNO pairs.
+IVIF_ENV = 'MMRISFUSION_IVIF_DIR'
+
+
+def _env_dir(variable: str, what: str) -> Path:
+    """The folder an environment variable names; skip when unset, fail when not a folder."""
+    value = os.environ.get(variable)
+    if not value:
+        pytest.skip(f'{variable} is not set: this test compares against {what}, which the '
+                    'repository does not carry')
+    path = Path(value)
+    if not path.is_dir():
+        pytest.fail(f'{variable}={value} is not a folder')
+    return path
 
 
 @pytest.fixture(scope='session')
-def shared_dir() -> Path:
-    """``../shared`` next to the checkout: reference outputs and real IR/VIS pairs."""
-    if not SHARED_DIR.is_dir():
-        pytest.fail(f'{SHARED_DIR} is missing: tests compare against its reference files')
-    return SHARED_DIR
+def data_dir() -> Path:
+    """``tests/data``: what every test may rely on (see its README)."""
+    return DATA_DIR
+
+
+@pytest.fixture(scope='session')
+def reference_dir() -> Path:
+    """The published reference outputs (``MMRISFUSION_REFERENCE_DIR``), or skip."""
+    return _env_dir(REFERENCE_ENV, 'the published reference outputs')
+
+
+@pytest.fixture(scope='session')
+def ivif_benchmark_dir() -> Path:
+    """The full IVIF benchmark pairs (``MMRISFUSION_IVIF_DIR``), or skip."""
+    return _env_dir(IVIF_ENV, 'all 25 TNO pairs')
+
+
+@dataclass(frozen=True)
+class TinyReference:
+    """A tiny RIS-FUSION reference: an official checkpoint and the outputs of its model.
+
+    Attributes:
+        kind (str): ``'derived'`` (``tests/data/risfusion``: int8 weights, our float64
+            outputs) or ``'published'`` (the published code's outputs).
+        checkpoint_path (Path): The official-layout checkpoint file (float32).
+        io_path (Path): The IO file in the published layout (tensors only).
+        checkpoint (dict): ``checkpoint_path`` loaded.
+        io (dict): ``io_path`` loaded.
+    """
+    kind: str
+    checkpoint_path: Path
+    io_path: Path
+    checkpoint: dict
+    io: dict
+
+
+def _load_tiny_reference_format():
+    """``tests/data/tiny_reference.py``: reads the derived reference's files."""
+    spec = importlib.util.spec_from_file_location('tiny_reference',
+                                                  DATA_DIR / 'tiny_reference.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _loaded(kind: str, checkpoint_path: Path, io_path: Path) -> TinyReference:
+    from mmrisfusion.utils.checkpoint import load_weights_only
+    checkpoint = load_weights_only(str(checkpoint_path), extra_types=[argparse.Namespace])
+    return TinyReference(kind, checkpoint_path, io_path, checkpoint,
+                         load_weights_only(str(io_path)))
+
+
+@pytest.fixture(scope='session')
+def derived_reference(tmp_path_factory) -> TinyReference:
+    """The tiny reference of ``tests/data``, rebuilt as files of the published layout."""
+    import torch
+    tiny_reference = _load_tiny_reference_format()
+    folder = tmp_path_factory.mktemp('derived_reference')
+    source = DATA_DIR / 'risfusion'
+    torch.save(tiny_reference.load_checkpoint(source / 'tiny_int8.safetensors'),
+               folder / 'official_tiny.pth')
+    torch.save(tiny_reference.load_io(source / 'io_tiny.safetensors'), folder / 'io_tiny.pt')
+    return _loaded('derived', folder / 'official_tiny.pth', folder / 'io_tiny.pt')
+
+
+@pytest.fixture(scope='session', params=['derived', 'published'])
+def tiny_reference(request) -> TinyReference:
+    """Each tiny reference in turn: the derived one always, the published one when
+    ``MMRISFUSION_REFERENCE_DIR`` is set."""
+    if request.param == 'derived':
+        return request.getfixturevalue('derived_reference')
+    folder = request.getfixturevalue('reference_dir') / 'risfusion'
+    return _loaded('published', folder / 'official_tiny.pth', folder / 'io_tiny.pt')
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -21,9 +21,9 @@ class NotAWeight:
 
 
 @pytest.fixture(scope='module')
-def pair(shared_dir):
-    tno = shared_dir / 'data' / 'ivif' / 'tno'
-    vis, ir = tno / 'vi' / '01.png', tno / 'ir' / '01.png'
+def pair(data_dir):
+    tno = data_dir / 'ivif' / 'tno'
+    vis, ir = tno / 'vi' / '20.png', tno / 'ir' / '20.png'  # 270 x 360: not square
     assert vis.is_file() and ir.is_file(), f'missing the TNO pair in {tno}'
     return vis, ir
 

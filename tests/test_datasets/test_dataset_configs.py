@@ -20,7 +20,7 @@ def test_configs_found():
 
 
 @pytest.fixture(scope='module')
-def stand_ins(tiny_parquet, tmp_path_factory, shared_dir):
+def stand_ins(tiny_parquet, tmp_path_factory, data_dir):
     """Tiny data in each config's layout: parquet, the folder layout, and TNO."""
     folder = tmp_path_factory.mktemp('folder')
     parquet_to_folder(str(tiny_parquet), str(folder))
@@ -28,7 +28,7 @@ def stand_ins(tiny_parquet, tmp_path_factory, shared_dir):
         (folder / f'{split}.jsonl').write_text((folder / 'refs.jsonl').read_text())
     return dict(MMRISDataset=dict(data_root='', data_path=str(tiny_parquet)),
                 RISFolderDataset=dict(data_root=str(folder)),
-                IVIFFolderDataset=dict(data_root=str(shared_dir / 'data/ivif/tno')))
+                IVIFFolderDataset=dict(data_root=str(data_dir / 'ivif' / 'tno')))
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.stem)

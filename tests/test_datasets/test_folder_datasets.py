@@ -68,32 +68,41 @@ def test_missing_annotation_file(tmp_path):
         RISFolderDataset(data_root=str(tmp_path))
 
 
-def test_ivif_folder_tno(shared_dir):
-    ds = IVIFFolderDataset(data_root=str(shared_dir / 'data/ivif/tno'),
+@pytest.mark.parametrize('dataset,names', [
+    ('tno', ['07.png', '19.png', '20.png']),  # PNG, IR stored as RGB
+    ('roadscene', ['FLIR_00006.jpg', 'FLIR_00018.jpg', 'FLIR_00211.jpg', 'FLIR_00977.jpg']),
+    ('msrs', ['00020N.png']),  # PNG, IR stored as gray
+])
+def test_ivif_folder_benchmarks(data_dir, dataset, names):
+    """Real pairs of each benchmark layout load at their size, IR as one channel."""
+    root = data_dir / 'ivif' / dataset
+    ds = IVIFFolderDataset(data_root=str(root),
                            pipeline=[LoadRISImages(ir_channels=1), PackRISInputs()])
-    assert len(ds) == 25
-    out = ds[0]
-    assert out['inputs']['ir'].shape[0] == 1
-    assert out['inputs']['vis'].shape[1:] == out['inputs']['ir'].shape[1:]
-    assert 'gt_sem_seg' not in out['data_samples'] and 'text' not in out['data_samples']
-    assert out['data_samples'].img_name == ds.get_data_info(0)['img_name']
+    assert [ds.get_data_info(i)['img_name'] for i in range(len(ds))] == names
+    for i, name in enumerate(names):
+        out = ds[i]
+        height, width = cv2.imread(str(root / 'vi' / name)).shape[:2]
+        assert out['inputs']['vis'].shape == (3, height, width)
+        assert out['inputs']['ir'].shape == (1, height, width)
+        assert 'gt_sem_seg' not in out['data_samples'] and 'text' not in out['data_samples']
+        assert out['data_samples'].img_name == name
 
 
-def test_ivif_folder_with_name_list(shared_dir):
-    ds = IVIFFolderDataset(data_root=str(shared_dir / 'data/ivif/roadscene'),
-                           ann_file='test50.txt')
-    assert len(ds) == 50
-    assert ds.get_data_info(0)['source'] == 'test50.txt:line 1'
+def test_ivif_folder_with_name_list(data_dir):
+    ds = IVIFFolderDataset(data_root=str(data_dir / 'ivif' / 'roadscene'),
+                           ann_file='test_split.txt')
+    assert [ds.get_data_info(i)['img_name'] for i in range(len(ds))] == ['FLIR_00211.jpg',
+                                                                         'FLIR_00977.jpg']
+    assert ds.get_data_info(1)['source'] == 'test_split.txt:line 2'
 
 
-def test_ivif_unpaired_name(tmp_path, shared_dir):
-    src = shared_dir / 'data/ivif/tno'
-    shutil.copytree(src, tmp_path / 'tno')
+def test_ivif_unpaired_name(tmp_path, data_dir):
+    shutil.copytree(data_dir / 'ivif' / 'tno', tmp_path / 'tno')
     lonely = sorted((tmp_path / 'tno' / 'ir').iterdir())[0]
     lonely.unlink()
     with pytest.raises(InvalidSampleError, match=f'{lonely.name}.*does not exist'):
         IVIFFolderDataset(data_root=str(tmp_path / 'tno'))
     ds = IVIFFolderDataset(data_root=str(tmp_path / 'tno'), skip_invalid=True)
-    assert len(ds) == 24 and ds.num_skipped == 1
+    assert len(ds) == 2 and ds.num_skipped == 1
     with pytest.raises(FileNotFoundError, match='vi/ and ir/'):
         IVIFFolderDataset(data_root=str(tmp_path / 'nothing'))

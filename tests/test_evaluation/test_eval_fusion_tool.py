@@ -24,14 +24,14 @@ def tool():
 
 
 @pytest.fixture()
-def folders(shared_dir, tmp_path):
+def folders(data_dir, tmp_path):
     """ir/, vi/ and fused/ with three TNO triples; the fused ones saved as .bmp to show
     that pairing goes by stem."""
     import cv2
     paths = {}
-    for role, source in (('ir', shared_dir / 'data' / 'ivif' / 'tno' / 'ir'),
-                         ('vi', shared_dir / 'data' / 'ivif' / 'tno' / 'vi'),
-                         ('fused', shared_dir / 'reference' / 'fusion_metrics' / 'tno_mean')):
+    for role, source in (('ir', data_dir / 'ivif' / 'tno' / 'ir'),
+                         ('vi', data_dir / 'ivif' / 'tno' / 'vi'),
+                         ('fused', data_dir / 'fusion_metrics' / 'tno_mean')):
         folder = tmp_path / role
         folder.mkdir()
         for name in NAMES:
@@ -48,7 +48,7 @@ def _run(tool, monkeypatch, *args):
     tool.main()
 
 
-def test_scores_match_the_reference_and_are_written(tool, folders, shared_dir, tmp_path,
+def test_scores_match_the_reference_and_are_written(tool, folders, data_dir, tmp_path,
                                                     monkeypatch, capsys):
     out = tmp_path / 'out' / 'scores.json'
     _run(tool, monkeypatch, '--ir', folders['ir'], '--vi', folders['vi'], '--fused',
@@ -58,7 +58,7 @@ def test_scores_match_the_reference_and_are_written(tool, folders, shared_dir, t
     result = json.loads(out.read_text())
     assert result['metrics'] == list(FUSION_METRICS)
     assert sorted(result['images']) == NAMES
-    with open(shared_dir / 'reference' / 'fusion_metrics' / 'tno_reference.json') as file:
+    with open(data_dir / 'fusion_metrics' / 'tno_reference.json') as file:
         reference = json.load(file)['images']['tno_mean']
     for name in NAMES:
         for metric, expected in reference[f'{name}.png'].items():

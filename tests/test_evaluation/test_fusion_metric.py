@@ -23,19 +23,20 @@ def _rgb_chw(path):
 
 
 @pytest.fixture(scope='module')
-def tno(shared_dir):
+def tno(data_dir):
     """Per name: the pipeline-style uint8 sources, the fused image in [0, 1] and the
     reference values of the published evaluator."""
-    with open(shared_dir / 'reference' / 'fusion_metrics' / 'tno_reference.json') as file:
+    metrics, pairs = data_dir / 'fusion_metrics', data_dir / 'ivif' / 'tno'
+    with open(metrics / 'tno_reference.json') as file:
         images = json.load(file)['images']
     reference, mean_reference = images['tno_max'], images['tno_mean']
     items = {}
     for name in NAMES:
-        fused = _rgb_chw(shared_dir / 'reference' / 'fusion_metrics' / 'tno_max' / name)
-        fused_mean = _rgb_chw(shared_dir / 'reference' / 'fusion_metrics' / 'tno_mean' / name)
+        fused = _rgb_chw(metrics / 'tno_max' / name)
+        fused_mean = _rgb_chw(metrics / 'tno_mean' / name)
         items[name] = dict(
-            vis=_rgb_chw(shared_dir / 'data' / 'ivif' / 'tno' / 'vi' / name),
-            ir=_rgb_chw(shared_dir / 'data' / 'ivif' / 'tno' / 'ir' / name)[:1],  # 1 channel
+            vis=_rgb_chw(pairs / 'vi' / name),
+            ir=_rgb_chw(pairs / 'ir' / name)[:1],  # 1 channel
             fused=fused.float() / 255, expected=reference[name],
             fused_mean=fused_mean.float() / 255, expected_mean=mean_reference[name])
     return items

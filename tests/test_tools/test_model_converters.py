@@ -1,4 +1,3 @@
-import argparse
 import importlib.util
 import json
 from collections import OrderedDict
@@ -29,18 +28,18 @@ def _load_tool(name):
 
 
 @pytest.fixture(scope='module')
-def full_layout(shared_dir):
+def full_layout(data_dir):
     """The full-size official layout as tensors on the 'meta' device (no memory)."""
-    keys = json.loads((shared_dir / 'reference' / 'risfusion' / 'keys_swin-b.json').read_text())
+    keys = json.loads((data_dir / 'risfusion' / 'keys_swin-b.json').read_text())
     return {part: OrderedDict((k, torch.empty(shape, device='meta'))
                               for k, shape in layout.items())
             for part, layout in keys.items()}
 
 
 @pytest.fixture(scope='module')
-def official_tiny(shared_dir):
-    return load_weights_only(str(shared_dir / 'reference' / 'risfusion' / 'official_tiny.pth'),
-                             extra_types=[argparse.Namespace])
+def official_tiny(derived_reference):
+    """A tiny checkpoint in the official layout."""
+    return derived_reference.checkpoint
 
 
 def _coverage(converted, ours, official_count):
@@ -127,11 +126,11 @@ def _tiny_bert_folder(path):
     return path
 
 
-def test_risfusion_converter_cli(official_tiny, shared_dir, tmp_path, capsys):
+def test_risfusion_converter_cli(official_tiny, derived_reference, tmp_path, capsys):
     """The CLI writes a config and weights that init_model loads strictly, BERT included."""
     from mmrisfusion.apis import init_model
     tool = _load_tool('risfusion_official')
-    src = shared_dir / 'reference' / 'risfusion' / 'official_tiny.pth'
+    src = derived_reference.checkpoint_path  # official_tiny.pth
     bert = _tiny_bert_folder(tmp_path / 'bert')
     for fmt, verify in (('pth', []), ('safetensors', ['--no-verify'])):
         assert tool.main([str(src), str(tmp_path / fmt), '--bert', str(bert), '--format', fmt,

@@ -1,4 +1,3 @@
-import argparse
 import copy
 
 import pytest
@@ -8,7 +7,6 @@ from mmrisfusion.models.backbones import LAVTSwinTransformer
 from mmrisfusion.models.backbones.lavt_swin import SwinPatchMerging
 from mmrisfusion.models.layers import PWAM, LanguageGate
 from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
-from mmrisfusion.utils.checkpoint import load_weights_only
 
 TINY = dict(embed_dims=16, depths=(1, 2, 1, 1), num_heads=(1, 2, 2, 4), window_size=4,
             fusion_heads=(1, 2, 1, 1), text_dims=24, drop_path_rate=0.0)
@@ -22,15 +20,6 @@ def _text(batch=2, words=6, dims=24, valid=(3, 6)):
     return feats, mask
 
 
-@pytest.fixture(scope='module')
-def official(shared_dir):
-    ref = shared_dir / 'reference' / 'risfusion'
-    checkpoint = load_weights_only(str(ref / 'official_tiny.pth'),
-                                   extra_types=[argparse.Namespace])
-    io = load_weights_only(str(ref / 'io_tiny.pt'))
-    return checkpoint, io
-
-
 def _official_backbone(checkpoint):
     arch = infer_lavt_arch(checkpoint['model'], checkpoint['args'])['backbone']
     arch.pop('type')
@@ -41,15 +30,15 @@ def _official_backbone(checkpoint):
     return backbone.eval()
 
 
-def test_reproduces_published_backbone_outputs(official):
-    """Converted official weights, fed the published fused image, give its four maps.
+def test_reproduces_reference_backbone_outputs(tiny_reference):
+    """Converted official weights, fed the reference fused image, give its four maps.
 
     The maps amplify float32 rounding about 1e4 times (instance norms on channels whose
     spread is tiny next to their mean), so each is compared within 1e-4 plus twice its
     rounding noise, measured as our float32 run against our float64 run (see
     tools/analysis_tools/check_reference.py). A wrong layer gives differences of order 1.
     """
-    checkpoint, io = official
+    checkpoint, io = tiny_reference.checkpoint, tiny_reference.io
     backbone = _official_backbone(checkpoint)
     assert backbone.window_size == 7 and backbone.depths == (1, 1, 2, 1)
     with torch.no_grad():
@@ -147,9 +136,9 @@ def _official_swin_file(checkpoint, path):
     return swin
 
 
-def test_loads_official_swin_weights(official, tmp_path):
+def test_loads_official_swin_weights(derived_reference, tmp_path):
     """init_cfg Pretrained reads an official Swin file; language modules keep their init."""
-    checkpoint, _ = official
+    checkpoint = derived_reference.checkpoint  # the official layout
     _official_swin_file(checkpoint, tmp_path / 'swin.pth')
     arch = infer_lavt_arch(checkpoint['model'])['backbone']
     arch.pop('type')
@@ -164,8 +153,8 @@ def test_loads_official_swin_weights(official, tmp_path):
         torch.testing.assert_close(ours[key], reference[key], msg=key)
 
 
-def test_loads_official_swin_with_another_window(official, tmp_path):
-    checkpoint, _ = official
+def test_loads_official_swin_with_another_window(derived_reference, tmp_path):
+    checkpoint = derived_reference.checkpoint  # the official layout
     _official_swin_file(checkpoint, tmp_path / 'swin.pth')
     arch = infer_lavt_arch(checkpoint['model'])['backbone']
     arch.update(window_size=12)

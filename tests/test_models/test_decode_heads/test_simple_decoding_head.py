@@ -1,5 +1,3 @@
-import argparse
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,7 +6,6 @@ from mmengine.structures import PixelData
 from mmrisfusion.models.decode_heads import SimpleDecodingHead
 from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
 from mmrisfusion.structures import RISDataSample
-from mmrisfusion.utils.checkpoint import load_weights_only
 
 TINY = dict(in_channels=(8, 16, 32, 64), channels=16)
 
@@ -31,12 +28,9 @@ def _samples(labels):
     return samples
 
 
-def test_reproduces_published_logits(shared_dir):
-    """Converted official weights turn the published backbone maps into its logits."""
-    ref = shared_dir / 'reference' / 'risfusion'
-    checkpoint = load_weights_only(str(ref / 'official_tiny.pth'),
-                                   extra_types=[argparse.Namespace])
-    io = load_weights_only(str(ref / 'io_tiny.pt'))
+def test_reproduces_reference_logits(tiny_reference):
+    """Converted official weights turn the reference backbone maps into its logits."""
+    checkpoint, io = tiny_reference.checkpoint, tiny_reference.io
     arch = infer_lavt_arch(checkpoint['model'])['decode_head']
     arch.pop('type')
     head = SimpleDecodingHead(**arch).eval()

@@ -1,5 +1,3 @@
-import argparse
-
 import pytest
 import torch
 
@@ -9,16 +7,8 @@ from mmrisfusion.models.losses import (JointGradientLoss, LumaMSELoss, SobelL1Lo
 from mmrisfusion.models.utils import (convert_official_fuser, normalize, rgb_to_luma,
                                       rgb_to_ycbcr)
 from mmrisfusion.registry import MODELS
-from mmrisfusion.utils.checkpoint import load_weights_only
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-@pytest.fixture(scope='module')
-def reference(shared_dir):
-    folder = shared_dir / 'reference/risfusion'
-    ckpt = load_weights_only(folder / 'official_tiny.pth', extra_types=[argparse.Namespace])
-    return ckpt['prefusion_model'], load_weights_only(folder / 'io_tiny.pt')
 
 
 def _inputs(b=2, h=32, w=32, t=5, text_dim=24, seed=0):
@@ -38,8 +28,8 @@ def _tiny(**kwargs):
     return UNetFuser(**cfg)
 
 
-def test_reproduces_official_fused_image(reference):
-    state_dict, io = reference
+def test_reproduces_reference_fused_image(tiny_reference):
+    state_dict, io = tiny_reference.checkpoint['prefusion_model'], tiny_reference.io
     fuser = UNetFuser(base_channels=16).eval()
     fuser.load_state_dict(convert_official_fuser(state_dict), strict=True)
     with torch.no_grad():

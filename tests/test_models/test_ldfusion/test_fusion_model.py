@@ -23,9 +23,9 @@ def tiny_model(hf_clip_dir, **kwargs) -> FusionModel:
         **kwargs)
 
 
-def real_pair(shared_dir, size=64):
+def real_pair(data_dir, size=64):
     """A RoadScene pair as normalised inputs (VIS RGB, IR replicated to RGB)."""
-    root = shared_dir / 'data' / 'ivif' / 'roadscene'
+    root = data_dir / 'ivif' / 'roadscene'
     name = sorted(p.name for p in (root / 'vi').iterdir())[0]
     vis = Image.open(root / 'vi' / name).convert('RGB').resize((size, size), Image.BILINEAR)
     ir = Image.open(root / 'ir' / name).convert('RGB').resize((size, size), Image.BILINEAR)
@@ -34,10 +34,10 @@ def real_pair(shared_dir, size=64):
     return dict(vis=normalize(tensors[0], MEAN, STD), ir=normalize(tensors[1], MEAN, STD))
 
 
-def test_modes_and_colour(hf_clip_dir, shared_dir):
+def test_modes_and_colour(hf_clip_dir, data_dir):
     torch.manual_seed(0)
     model = tiny_model(hf_clip_dir)
-    inputs = real_pair(shared_dir)
+    inputs = real_pair(data_dir)
     losses = model(inputs, None, mode='loss')
     assert set(losses) == {'loss_clip_sim', 'loss_clip_dir', 'loss_clip_patch',
                            'loss_perceptual'}
@@ -89,10 +89,10 @@ def test_train_crops(hf_clip_dir):
         tiny_model(hf_clip_dir, train_crop=dict(side=16))
 
 
-def test_tiny_training_lowers_the_loss(hf_clip_dir, shared_dir):
+def test_tiny_training_lowers_the_loss(hf_clip_dir, data_dir):
     torch.manual_seed(0)
     model = tiny_model(hf_clip_dir, train_crop=dict(size=48))
-    inputs = real_pair(shared_dir, size=64)
+    inputs = real_pair(data_dir, size=64)
     inputs = {k: v.repeat(2, 1, 1, 1) for k, v in inputs.items()}
     optim = torch.optim.Adam(model.parameters(), lr=5e-3)
     history = []

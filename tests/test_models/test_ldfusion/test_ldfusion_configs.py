@@ -83,12 +83,12 @@ class FixedBatchLoss(Hook):
         self._measure(runner)
 
 
-def test_tiny_config_trains_lowers_the_loss_and_evaluates(tmp_path, hf_clip_dir, shared_dir):
+def test_tiny_config_trains_lowers_the_loss_and_evaluates(tmp_path, hf_clip_dir, data_dir):
     register_all_modules()
     cfg = Config.fromfile(str(TINY))
     cfg.work_dir = str(tmp_path)
     cfg.model.losses[0].clip.pretrained = str(hf_clip_dir)
-    ivif = shared_dir / 'data' / 'ivif'
+    ivif = data_dir / 'ivif'
     cfg.train_dataloader.dataset.data_root = str(ivif / 'roadscene')
     cfg.train_dataloader.dataset.indices = 2
     cfg.val_dataloader.dataset.data_root = str(ivif / 'tno')

@@ -6,14 +6,14 @@ from mmseg.models.losses import CrossEntropyLoss
 
 from mmrisfusion.models.losses import WeightedCrossEntropyLoss
 from mmrisfusion.registry import MODELS
-from mmrisfusion.utils.checkpoint import load_weights_only
 
 LAVT_WEIGHT = torch.tensor([0.9, 1.1])
 
 
 @pytest.fixture(scope='module')
-def io(shared_dir):
-    return load_weights_only(shared_dir / 'reference/risfusion/io_tiny.pt')
+def io(tiny_reference):
+    """Logits and a target from each tiny reference."""
+    return tiny_reference.io
 
 
 def test_equals_lavt_and_mmseg_without_ignored_pixels(io):

@@ -3,11 +3,10 @@ import torch
 
 from mmrisfusion.models.losses import TwoClassDiceLoss
 from mmrisfusion.registry import MODELS
-from mmrisfusion.utils.checkpoint import load_weights_only
 
 
-def test_reproduces_official_dice(shared_dir):
-    io = load_weights_only(shared_dir / 'reference/risfusion/io_tiny.pt')
+def test_reproduces_reference_dice(tiny_reference):
+    io = tiny_reference.io
     loss = MODELS.build(dict(type='TwoClassDiceLoss'))
     assert loss.loss_name == 'loss_dice'
     assert (loss(io['logits'], io['target']) - io['dice_loss']).abs().item() <= 1e-6

@@ -5,7 +5,6 @@ import torch.nn.functional as F
 from mmrisfusion.models.losses import (JointGradientLoss, LumaMSELoss, SobelL1Loss, SSIMLoss,
                                        fusion_luma, sobel_magnitudes)
 from mmrisfusion.registry import MODELS
-from mmrisfusion.utils.checkpoint import load_weights_only
 
 # The published run: lambda 3.0 and these term weights (docs/risfusion.md#fusion-loss).
 LAMBDA = 3.0
@@ -32,8 +31,8 @@ def _published_terms(scale):
 
 
 @pytest.fixture(scope='module')
-def io_and_lumas(shared_dir):
-    io = load_weights_only(shared_dir / 'reference/risfusion/io_tiny.pt')
+def io_and_lumas(tiny_reference):
+    io = tiny_reference.io
     return io, fusion_luma(io['fused'], io['vis'], io['ir'])
 
 
@@ -58,14 +57,15 @@ def _published_ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> t
 
 
 @pytest.mark.parametrize('key', sorted(TERMS))
-def test_each_term_reproduces_official(io_and_lumas, key):
+def test_each_term_reproduces_reference(io_and_lumas, key):
     io, lumas = io_and_lumas
     value = MODELS.build(TERMS[key])(*lumas)
     expected = io['fusion_loss_terms'][key]
     if key.startswith('pf_ssim'):
         expected = 1 - expected
     # The published float32 SSIM (11x11 convolutions) is itself 1.3e-5 from its float64
-    # value (variance = E[x^2] - mu^2 cancels digits); ours is much closer (next test).
+    # value (variance = E[x^2] - mu^2 cancels digits); ours is much closer (next test), and
+    # the derived reference's terms are float64 values.
     assert (value - expected).abs().item() <= (5e-5 if key.startswith('pf_ssim') else 1e-5)
 
 
@@ -81,7 +81,7 @@ def test_ssim_matches_float64_published_formula(io_and_lumas):
         assert abs(SSIMLoss().ssim(fused, ref).item() - exact.item()) < 1e-6
 
 
-def test_raw_and_weighted_totals_reproduce_official(io_and_lumas):
+def test_raw_and_weighted_totals_reproduce_reference(io_and_lumas):
     io, lumas = io_and_lumas
     raw = sum(term(*lumas) for term in _published_terms(1.0))
     weighted = sum(term(*lumas) for term in _published_terms(LAMBDA))

@@ -1,4 +1,3 @@
-import argparse
 import json
 
 import pytest
@@ -6,14 +5,12 @@ import torch
 
 from mmrisfusion.models.fusers import UNetFuser
 from mmrisfusion.models.utils import convert_official_fuser, official_fuser_config
-from mmrisfusion.utils.checkpoint import load_weights_only
 
 
 @pytest.fixture(scope='module')
-def official_fuser(shared_dir):
-    ckpt = load_weights_only(shared_dir / 'reference/risfusion/official_tiny.pth',
-                             extra_types=[argparse.Namespace])
-    return ckpt['prefusion_model']
+def official_fuser(derived_reference):
+    """A tiny fuser state dict in the official layout."""
+    return derived_reference.checkpoint['prefusion_model']
 
 
 def test_tiny_official_fuser_loads_strict(official_fuser):
@@ -39,8 +36,8 @@ def test_not_a_fuser_is_refused():
         convert_official_fuser([1, 2])
 
 
-def test_full_size_key_coverage_both_ways(shared_dir):
-    with open(shared_dir / 'reference/risfusion/keys_swin-b.json') as f:
+def test_full_size_key_coverage_both_ways(data_dir):
+    with open(data_dir / 'risfusion' / 'keys_swin-b.json') as f:
         official = json.load(f)['prefusion_model']
     ours = {k: list(v.shape) for k, v in UNetFuser().state_dict().items()}
     assert set(official) - set(ours) == set()
