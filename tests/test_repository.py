@@ -20,7 +20,8 @@ def _files(folder: Path):
 
 
 def test_nothing_names_the_folder_beside_the_checkout():
-    """A user's clone has no ``../shared``: tests, tools and code may not rely on one."""
+    """A user's clone has no reference folder beside it: tests, tools and code may not
+    rely on one."""
     this = Path(__file__).resolve()
     hits = []
     for folder in SCANNED:
