@@ -96,6 +96,15 @@ def test_gt_padding_and_flip_are_undone_like_the_model_does_on_its_prediction():
     assert metrics['pixel_precision'] == 50.0
 
 
+@pytest.mark.parametrize('direction, dims', [('horizontal', (-1, )), ('vertical', (-2, )),
+                                             ('diagonal', (-2, -1))])
+def test_gt_flip_is_undone_in_every_direction_of_mmseg_random_flip(direction, dims):
+    gt = _mask([(0, 0), (0, 1), (1, 0)]).flip(dims)  # the pipeline flipped the GT
+    metrics = _evaluate(RISMetric(), [_sample(_mask([(0, 0), (0, 1), (1, 0)]), gt, flip=True,
+                                              flip_direction=direction)])
+    assert metrics['mIoU'] == 100.0
+
+
 def test_results_are_small_plain_numbers_for_gathering_across_ranks():
     metric = RISMetric()
     metric.process({}, [_sample(*CASES[1])])

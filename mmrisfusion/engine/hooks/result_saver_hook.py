@@ -11,10 +11,15 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from mmrisfusion.registry import HOOKS
-from mmrisfusion.structures import RISDataSample
-from mmrisfusion.visualization.draw import (GT_COLOR, PRED_COLOR, draw_ris_panel,
-                                           overlay_mask, to_binary_mask, to_uint8_image)
-from .utils import batch_input
+from mmrisfusion.structures import RISDataSample, batch_input
+from mmrisfusion.visualization.draw import (
+    GT_COLOR,
+    PRED_COLOR,
+    draw_ris_panel,
+    overlay_mask,
+    to_binary_mask,
+    to_uint8_image,
+)
 
 SUBDIRS = ('fused', 'masks', 'overlays', 'gt_overlays')
 

@@ -7,9 +7,8 @@ from mmengine.runner import Runner
 from mmengine.visualization import Visualizer
 
 from mmrisfusion.registry import HOOKS
-from mmrisfusion.structures import RISDataSample
+from mmrisfusion.structures import RISDataSample, batch_input
 from mmrisfusion.visualization import RISLocalVisualizer
-from .utils import batch_input
 
 
 @HOOKS.register_module()

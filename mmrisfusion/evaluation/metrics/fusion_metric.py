@@ -11,8 +11,9 @@ from mmengine.structures import BaseDataElement
 from prettytable import PrettyTable
 
 from mmrisfusion.registry import METRICS
+from mmrisfusion.structures import batch_input, crop_to, padding_of, undo_flip
+
 from ..functional.fusion_metrics import FUSION_METRICS, compute_fusion_metrics, rgb_to_gray
-from .alignment import crop_to, padding_of, undo_flip
 
 
 def _sample_name(sample: dict, index: int) -> str:
@@ -20,23 +21,16 @@ def _sample_name(sample: dict, index: int) -> str:
     return str(sample.get('img_name', sample.get('img_path', f'sample {index} of the batch')))
 
 
-def _batch_source(data_batch: Any, modality: str, index: int) -> torch.Tensor:
-    """The ``index``-th source image of one modality from a collated batch.
-
-    Works with mmengine's ``pseudo_collate`` (``inputs = dict(vis=[...], ir=[...])``),
-    ``default_collate`` (``inputs = dict(vis=(B, 3, H, W), ...)``) and a list of
-    per-sample input dicts.
-    """
+def _batch_source(data_batch: Any, modality: str, index: int, name: str) -> torch.Tensor:
+    """The ``index``-th source image of one modality from a collated batch."""
     inputs = data_batch.get('inputs') if isinstance(data_batch, Mapping) else None
-    if isinstance(inputs, Mapping) and modality in inputs:
-        return inputs[modality][index]
-    if isinstance(inputs, Sequence) and index < len(inputs) and isinstance(
-            inputs[index], Mapping) and modality in inputs[index]:
-        return inputs[index][modality]
-    raise KeyError(
-        f"FusionMetric reads the source images from data_batch['inputs']['{modality}'] "
-        f'(uint8 (C, H, W), what PackRISInputs packs), but the batch has no such entry; '
-        f'got inputs of type {type(inputs).__name__}')
+    image = batch_input(inputs, modality, index)
+    if image is None:
+        raise KeyError(
+            f"{name}: FusionMetric reads the source images from data_batch['inputs']"
+            f"['{modality}'] (uint8 (C, H, W), what PackRISInputs packs), but the batch has no "
+            f'such entry for sample {index}; got inputs of type {type(inputs).__name__}')
+    return image
 
 
 def _within_padding(shape: tuple, source_shape: tuple, padding: tuple) -> bool:
@@ -155,8 +149,8 @@ class FusionMetric(BaseMetric):
                                  f'in [0, 1], got dtype {fused.dtype} and shape '
                                  f'{tuple(fused.shape)}')
             fused, vis, ir = self._align(
-                fused.detach().float().cpu(), _batch_source(data_batch, 'vis', index),
-                _batch_source(data_batch, 'ir', index), sample, name)
+                fused.detach().float().cpu(), _batch_source(data_batch, 'vis', index, name),
+                _batch_source(data_batch, 'ir', index, name), sample, name)
             fused8 = torch.round(fused.clamp(0, 1) * 255).to(torch.uint8)
             values = compute_fusion_metrics(
                 _to_gray(fused8, 'fused', name), _to_gray(ir, 'infrared', name),

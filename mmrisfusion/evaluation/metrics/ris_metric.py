@@ -10,7 +10,7 @@ from mmengine.structures import BaseDataElement
 from prettytable import PrettyTable
 
 from mmrisfusion.registry import METRICS
-from .alignment import padding_of, undo_flip
+from mmrisfusion.structures import padding_of, undo_flip, unpad
 
 
 def _mask(value: Any, key: str, name: str) -> torch.Tensor:
@@ -124,15 +124,14 @@ class RISMetric(BaseMetric):
             gt = _mask(sample['gt_sem_seg'], 'gt_sem_seg', name).to(pred.device)
             if pred.shape != gt.shape:
                 # The model removed the padding from its prediction; remove it from the GT.
-                left, right, top, bottom = padding_of(sample)
-                height, width = gt.shape
-                if (height - top - bottom, width - left - right) != tuple(pred.shape):
+                unpadded = unpad(gt, sample)
+                if unpadded.shape != pred.shape:
                     raise ValueError(
                         f'{name}: pred_sem_seg is {tuple(pred.shape)} but gt_sem_seg is '
                         f'{tuple(gt.shape)} (padding {padding_of(sample)}); compare them at '
                         "one resolution (e.g. test_cfg.output_shape='img_shape' when the "
                         'pipeline resizes the mask)')
-                gt = gt[top:height - bottom, left:width - right]
+                gt = unpadded
             gt = undo_flip(gt, sample)  # the model undid a test-time flip on its prediction
             valid = gt != self.ignore_index
             for key, labels in (('pred_sem_seg', pred[valid]), ('gt_sem_seg', gt[valid])):

@@ -1,5 +1,5 @@
 """A fusion-only model: VIS luma + IR -> fused luma, trained with unsupervised fusion losses."""
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -7,7 +7,7 @@ from mmengine.structures import PixelData
 from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
-from mmrisfusion.structures import RISDataSample
+from mmrisfusion.structures import RISDataSample, to_original_frame, unpad
 from mmrisfusion.utils.typing_utils import (ConfigType, OptConfigType, OptMultiConfig,
                                             OptSampleList, SampleList)
 from ..losses.clip_losses import apply_affine_crops, random_affine_crop_params
@@ -142,14 +142,6 @@ class FusionModel(BaseModel):
         return (rgb_to_luma(denormalize(inputs['vis'], self.vis_mean, self.vis_std)),
                 rgb_to_luma(denormalize(inputs['ir'], self.ir_mean, self.ir_std)))
 
-    @staticmethod
-    def _padding(sample: Optional[RISDataSample]) -> Tuple[int, int, int, int]:
-        """The preprocessor's padding of a sample: (left, right, top, bottom)."""
-        if sample is None:
-            return 0, 0, 0, 0
-        meta = sample.metainfo
-        return tuple(meta.get('img_padding_size', meta.get('padding_size', [0, 0, 0, 0])))
-
     def train_crops(self, vis_y: Tensor, ir_y: Tensor,
                     data_samples: OptSampleList = None) -> Tuple[Tensor, Tensor]:
         """Cut one random affine crop per sample, the same for VIS and IR.
@@ -171,10 +163,8 @@ class FusionModel(BaseModel):
         size = cfg['size']
         vis_out, ir_out = [], []
         for index in range(vis_y.shape[0]):
-            sample = data_samples[index] if data_samples else None
-            left, right, top, bottom = self._padding(sample)
-            pair = torch.cat([vis_y[index:index + 1], ir_y[index:index + 1]], 1)
-            pair = pair[..., top:pair.shape[-2] - bottom, left:pair.shape[-1] - right]
+            meta = data_samples[index].metainfo if data_samples else None
+            pair = unpad(torch.cat([vis_y[index:index + 1], ir_y[index:index + 1]], 1), meta)
             height, width = pair.shape[-2:]
             for _ in range(cfg['max_tries']):
                 theta = random_affine_crop_params(1, height, width, torch.tensor([size]),
@@ -245,13 +235,7 @@ class FusionModel(BaseModel):
         if data_samples is None:
             data_samples = [RISDataSample() for _ in range(fused.shape[0])]
         for sample, image in zip(data_samples, fused):
-            left, right, top, bottom = self._padding(sample)
-            image = image[:, top:image.shape[-2] - bottom, left:image.shape[-1] - right]
-            meta = sample.metainfo
-            if meta.get('flip', False):
-                image = image.flip(dims=(2, ) if meta['flip_direction'] == 'horizontal'
-                                   else (1, ))
-            sample.pred_fused = PixelData(data=image)
+            sample.pred_fused = PixelData(data=to_original_frame(image, sample.metainfo))
         return data_samples
 
     def _forward(self, inputs: dict, data_samples: OptSampleList = None) -> Tensor:

@@ -8,7 +8,7 @@ from mmseg.utils import add_prefix
 from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
-from mmrisfusion.structures import RISDataSample
+from mmrisfusion.structures import RISDataSample, to_original_frame
 from mmrisfusion.utils.typing_utils import (ConfigType, OptConfigType, OptMultiConfig,
                                             OptSampleList, SampleList)
 from ..losses import fusion_luma
@@ -250,7 +250,7 @@ class RISFusion(BaseSegmentor):
                             for _ in range(seg_logits.shape[0])]
         fused_rgb = denormalize(fused, self.fuser.mean_vis, self.fuser.std_vis)
         for sample, image in zip(data_samples, fused_rgb):
-            sample.pred_fused = PixelData(data=self._unpad(image[None], sample.metainfo)[0])
+            sample.pred_fused = PixelData(data=to_original_frame(image, sample.metainfo))
         return self.postprocess_result(seg_logits, data_samples)
 
     def postprocess_result(self, seg_logits: Tensor,
@@ -279,7 +279,7 @@ class RISFusion(BaseSegmentor):
                              f"'img_shape', got {output_shape!r}")
         for i, sample in enumerate(data_samples):
             meta = sample.metainfo
-            logits = self._unpad(seg_logits[i:i + 1], meta)
+            logits = to_original_frame(seg_logits[i:i + 1], meta)
             size = tuple(meta.get(output_shape, logits.shape[2:]))[:2]
             if tuple(logits.shape[2:]) != size:
                 logits = F.interpolate(logits, size=size, mode='bilinear',
@@ -288,27 +288,6 @@ class RISFusion(BaseSegmentor):
             sample.set_data(dict(seg_logits=PixelData(data=logits),
                                  pred_sem_seg=PixelData(data=logits.argmax(0, keepdim=True))))
         return data_samples
-
-    @staticmethod
-    def _unpad(images: Tensor, meta: dict) -> Tensor:
-        """Remove the padding (pipeline and batch) and undo a test-time flip.
-
-        Args:
-            images (Tensor): One sample's maps (1, C, H, W) at the padded input size.
-            meta (dict): The sample's metainfo (``padding_size`` as left, right, top,
-                bottom; ``flip``, ``flip_direction``).
-
-        Returns:
-            Tensor: (1, C, h, w).
-        """
-        left, right, top, bottom = meta.get('img_padding_size',
-                                            meta.get('padding_size', (0, 0, 0, 0)))
-        height, width = images.shape[-2:]
-        images = images[..., top:height - bottom, left:width - right]
-        if meta.get('flip', False):
-            images = images.flip(dims=(-1, ) if meta['flip_direction'] == 'horizontal'
-                                 else (-2, ))
-        return images
 
     def _forward(self, inputs: dict, data_samples: OptSampleList = None) -> Tensor:
         """Logits at the input size, without post-processing.

@@ -104,3 +104,21 @@ def test_tiny_training_lowers_the_loss(hf_clip_dir, data_dir):
         optim.step()
         history.append(total.item())
     assert np.mean(history[-8:]) < 0.8 * np.mean(history[:8]), history
+
+
+# The flip directions of mmseg's RandomFlip (mmcv's): 'diagonal' flips both axes.
+FLIP_DIMS = {'horizontal': (-1, ), 'vertical': (-2, ), 'diagonal': (-2, -1)}
+
+
+@pytest.mark.parametrize('direction', list(FLIP_DIMS))
+def test_predict_removes_the_padding_and_undoes_a_flip(direction):
+    torch.manual_seed(0)
+    model = FusionModel(fuser=dict(type='LDFusionNet', base_channels=4, mlp_channels=16),
+                        losses=dict(type='LumaMSELoss'))
+    inputs = dict(vis=torch.randn(1, 3, 24, 20), ir=torch.randn(1, 3, 24, 20))
+    meta = dict(flip=True, flip_direction=direction, padding_size=(0, 4, 0, 6))
+    with torch.no_grad():
+        fused = model(inputs, mode='tensor')
+        out = model(inputs, [RISDataSample(metainfo=meta)], mode='predict')[0]
+    expected = fused[0, :, :18, :16].flip(FLIP_DIMS[direction])
+    torch.testing.assert_close(out.pred_fused.data, expected)

@@ -139,18 +139,26 @@ def test_predict_mode_crops_padding_and_returns_fused(model, output_shape, mask_
         torch.testing.assert_close(image, expected)
 
 
-def test_predict_undoes_a_horizontal_flip(model):
-    data = _preprocessed(model)
+# The flip directions of mmseg's RandomFlip (mmcv's): 'diagonal' flips both axes.
+FLIP_DIMS = {'horizontal': (-1, ), 'vertical': (-2, ), 'diagonal': (-2, -1)}
+
+
+@pytest.mark.parametrize('direction', list(FLIP_DIMS))
+def test_predict_undoes_a_flip(model, direction):
+    """Masks and fused images come back unflipped, after the padding is removed."""
+    data = _preprocessed(model, pad=(8, 16))  # 56x48 padded to 64x64
     for sample in data['data_samples']:
-        sample.set_metainfo(dict(flip=True, flip_direction='horizontal'))
+        sample.set_metainfo(dict(flip=True, flip_direction=direction))
+    model.test_cfg = dict(output_shape='img_shape')
     model.eval()
     with torch.no_grad():
         results = model.predict(data['inputs'], data['data_samples'])
         fused, _ = model._run_network(data['inputs'])
         logits = model(data['inputs'], mode='tensor')
-    torch.testing.assert_close(results[0].seg_logits.data, logits[0].flip(-1))
-    expected = (fused[:1] * IMAGENET_STD + IMAGENET_MEAN).clamp(0, 1)[0].flip(-1)
-    torch.testing.assert_close(results[0].pred_fused.data, expected)
+    dims = FLIP_DIMS[direction]
+    torch.testing.assert_close(results[0].seg_logits.data, logits[0, :, :56, :48].flip(dims))
+    expected = (fused[:1] * IMAGENET_STD + IMAGENET_MEAN).clamp(0, 1)[0, :, :56, :48]
+    torch.testing.assert_close(results[0].pred_fused.data, expected.flip(dims))
 
 
 def test_bad_output_shape(model):
