@@ -9,8 +9,7 @@ from torch import Tensor
 
 from mmrisfusion.registry import MODELS
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+from .utils.color import IMAGENET_MEAN_255, IMAGENET_STD_255
 
 
 def _stats(values: Sequence[Number], name: str) -> Tensor:
@@ -58,10 +57,10 @@ class RISDataPreProcessor(BaseDataPreprocessor):
     """
 
     def __init__(self,
-                 vis_mean: Sequence[Number] = IMAGENET_MEAN,
-                 vis_std: Sequence[Number] = IMAGENET_STD,
-                 ir_mean: Sequence[Number] = IMAGENET_MEAN,
-                 ir_std: Sequence[Number] = IMAGENET_STD,
+                 vis_mean: Sequence[Number] = IMAGENET_MEAN_255,
+                 vis_std: Sequence[Number] = IMAGENET_STD_255,
+                 ir_mean: Sequence[Number] = IMAGENET_MEAN_255,
+                 ir_std: Sequence[Number] = IMAGENET_STD_255,
                  size: Optional[Tuple[int, int]] = None,
                  size_divisor: Optional[int] = None,
                  pad_val: float = 0.,

@@ -23,8 +23,15 @@ from torch import Tensor
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.typing_utils import ConfigType
 from ..layers.fusion_blocks import AverageFusion
-from ..utils.color import (IMAGENET_MEAN, IMAGENET_STD, denormalize, normalize,
-                           rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb)
+from ..utils.color import (
+    IMAGENET_MEAN_01,
+    IMAGENET_STD_01,
+    denormalize,
+    normalize,
+    rgb_to_luma,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+)
 
 NUM_LEVELS = 4
 
@@ -248,10 +255,10 @@ class UNetFuser(nn.Module):
     def __init__(self, base_channels: int = 32, text_dim: int = 768, token_dim: int = 256,
                  num_heads: int = 4, inject_levels: Sequence[int] = (3, 4),
                  fusion_block: Optional[ConfigType] = None,
-                 vis_mean: Sequence[float] = IMAGENET_MEAN,
-                 vis_std: Sequence[float] = IMAGENET_STD,
-                 ir_mean: Sequence[float] = IMAGENET_MEAN,
-                 ir_std: Sequence[float] = IMAGENET_STD) -> None:
+                 vis_mean: Sequence[float] = IMAGENET_MEAN_01,
+                 vis_std: Sequence[float] = IMAGENET_STD_01,
+                 ir_mean: Sequence[float] = IMAGENET_MEAN_01,
+                 ir_std: Sequence[float] = IMAGENET_STD_01) -> None:
         super().__init__()
         for name, stats, sizes in (('vis_mean', vis_mean, (3, )), ('vis_std', vis_std, (3, )),
                                    ('ir_mean', ir_mean, (1, 3)), ('ir_std', ir_std, (1, 3))):

@@ -19,16 +19,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmrisfusion.registry import MODELS
-from ..utils.color import (IMAGENET_MEAN, IMAGENET_STD, StatsType, denormalize,
-                           rgb_to_luma)
+from ..utils.color import IMAGENET_MEAN_01, IMAGENET_STD_01, StatsType, denormalize, rgb_to_luma
 
 SOURCES = ('vis', 'ir')
 
 
 def fusion_luma(fused: Tensor, vis: Tensor, ir: Tensor,
-                vis_mean: StatsType = IMAGENET_MEAN, vis_std: StatsType = IMAGENET_STD,
-                ir_mean: StatsType = IMAGENET_MEAN,
-                ir_std: StatsType = IMAGENET_STD) -> Tuple[Tensor, Tensor, Tensor]:
+                vis_mean: StatsType = IMAGENET_MEAN_01, vis_std: StatsType = IMAGENET_STD_01,
+                ir_mean: StatsType = IMAGENET_MEAN_01,
+                ir_std: StatsType = IMAGENET_STD_01) -> Tuple[Tensor, Tensor, Tensor]:
     """Luma of the de-normalised fused, VIS and IR images, the inputs of the fusion terms.
 
     Each image is de-normalised (the fused one with the VIS statistics, as the fuser

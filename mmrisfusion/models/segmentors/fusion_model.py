@@ -11,11 +11,14 @@ from mmrisfusion.structures import RISDataSample, to_original_frame, unpad
 from mmrisfusion.utils.typing_utils import (ConfigType, OptConfigType, OptMultiConfig,
                                             OptSampleList, SampleList)
 from ..losses.clip_losses import apply_affine_crops, random_affine_crop_params
-from ..utils.color import denormalize, rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
-
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
-
+from ..utils.color import (
+    IMAGENET_MEAN_255,
+    IMAGENET_STD_255,
+    denormalize,
+    rgb_to_luma,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+)
 
 @MODELS.register_module()
 class FusionModel(BaseModel):
@@ -74,10 +77,10 @@ class FusionModel(BaseModel):
                  losses: Union[dict, Sequence[dict]],
                  input_noise_std: float = 0.03,
                  train_crop: OptConfigType = None,
-                 vis_mean: Sequence[float] = IMAGENET_MEAN,
-                 vis_std: Sequence[float] = IMAGENET_STD,
-                 ir_mean: Sequence[float] = IMAGENET_MEAN,
-                 ir_std: Sequence[float] = IMAGENET_STD,
+                 vis_mean: Sequence[float] = IMAGENET_MEAN_255,
+                 vis_std: Sequence[float] = IMAGENET_STD_255,
+                 ir_mean: Sequence[float] = IMAGENET_MEAN_255,
+                 ir_std: Sequence[float] = IMAGENET_STD_255,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)

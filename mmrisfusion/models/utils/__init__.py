@@ -1,10 +1,27 @@
-from .ckpt_convert import (convert_hf_bert, convert_lavt_official, convert_official_fuser,
-                           convert_risfusion_official, convert_swin_official,
-                           infer_lavt_arch, load_hf_bert_folder, official_fuser_config)
-from .color import (denormalize, normalize, rgb_to_luma, rgb_to_ycbcr,
-                    ycbcr_to_rgb)
+from .ckpt_convert import (
+    convert_hf_bert,
+    convert_lavt_official,
+    convert_official_fuser,
+    convert_risfusion_official,
+    convert_swin_official,
+    infer_lavt_arch,
+    load_hf_bert_folder,
+    official_fuser_config,
+)
+from .color import (
+    IMAGENET_MEAN_01,
+    IMAGENET_MEAN_255,
+    IMAGENET_STD_01,
+    IMAGENET_STD_255,
+    denormalize,
+    normalize,
+    rgb_to_luma,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+)
 
 __all__ = [
+    'IMAGENET_MEAN_01', 'IMAGENET_MEAN_255', 'IMAGENET_STD_01', 'IMAGENET_STD_255',
     'convert_hf_bert', 'convert_lavt_official', 'convert_official_fuser',
     'convert_risfusion_official', 'convert_swin_official', 'denormalize', 'infer_lavt_arch',
     'load_hf_bert_folder', 'normalize', 'official_fuser_config',

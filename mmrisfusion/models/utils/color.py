@@ -25,9 +25,13 @@ KB = 0.114
 
 StatsType = Union[Tensor, Sequence[float]]
 
-# ImageNet statistics in the 0..1 scale: the published normalisation of both modalities.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# ImageNet statistics, the published normalisation of both modalities, on both scales:
+# 0..1 for the fusers and colour helpers, 0..255 (the same values x 255) for the data
+# preprocessor, which normalises the uint8 images.
+IMAGENET_MEAN_01 = (0.485, 0.456, 0.406)
+IMAGENET_STD_01 = (0.229, 0.224, 0.225)
+IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
+IMAGENET_STD_255 = (58.395, 57.12, 57.375)
 
 
 def _as_stats(stats: StatsType, like: Tensor, name: str) -> Tensor:

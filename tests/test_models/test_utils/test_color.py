@@ -1,8 +1,17 @@
 import pytest
 import torch
 
-from mmrisfusion.models.utils import (denormalize, normalize, rgb_to_luma, rgb_to_ycbcr,
-                                      ycbcr_to_rgb)
+from mmrisfusion.models.utils import (
+    IMAGENET_MEAN_01,
+    IMAGENET_MEAN_255,
+    IMAGENET_STD_01,
+    IMAGENET_STD_255,
+    denormalize,
+    normalize,
+    rgb_to_luma,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,6 +43,12 @@ def test_normalize_round_trip_and_clamp():
     out_of_range = normalize(img + 2, IMAGENET_MEAN, IMAGENET_STD)
     assert denormalize(out_of_range, IMAGENET_MEAN, IMAGENET_STD).max() == 1
     assert denormalize(out_of_range, IMAGENET_MEAN, IMAGENET_STD, clamp=False).min() > 1
+
+
+def test_imagenet_statistics_on_both_scales_are_one_set():
+    assert IMAGENET_MEAN_01 == IMAGENET_MEAN and IMAGENET_STD_01 == IMAGENET_STD
+    assert IMAGENET_MEAN_255 == pytest.approx(tuple(255 * v for v in IMAGENET_MEAN), abs=1e-9)
+    assert IMAGENET_STD_255 == pytest.approx(tuple(255 * v for v in IMAGENET_STD), abs=1e-9)
 
 
 def test_bad_shapes_are_named():
