@@ -11,13 +11,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from mmengine.logging import print_log
 
 from mmrisfusion.registry import DATASETS
+
 from .base_ris_dataset import BaseRISDataset, InvalidSampleError
+from .mm_ris_format import MM_RIS_COLUMNS
 
 #: Official column -> (key of ``get_data_info``, Arrow type family).
 TEXT_COLUMNS = {'image_name': 'img_name', 'question': 'text'}
 BYTES_COLUMNS = {'visible_image': 'vis_bytes', 'infrared_image': 'ir_bytes',
                  'segmentation': 'seg_bytes'}
-REQUIRED_COLUMNS = ('image_name', 'visible_image', 'infrared_image', 'question', 'segmentation')
 # Row groups larger than this make every random read decode many rows' images.
 LARGE_ROW_GROUP = 512
 
@@ -241,11 +242,11 @@ class MMRISDataset(BaseRISDataset):
     def _check_schema(self, path: str, schema: Any) -> None:
         """Raise for a missing column or a column of the wrong type."""
         import pyarrow as pa
-        missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+        missing = [c for c in MM_RIS_COLUMNS if c not in schema.names]
         if missing:
             raise InvalidSampleError(
                 path, None, f'missing column(s) {missing}; an MM-RIS parquet file has the '
-                f'columns {list(REQUIRED_COLUMNS)} (found {schema.names})')
+                f'columns {list(MM_RIS_COLUMNS)} (found {schema.names})')
         for name in TEXT_COLUMNS:
             typ = schema.field(name).type
             if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):

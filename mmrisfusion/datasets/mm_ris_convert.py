@@ -16,8 +16,8 @@ import numpy as np
 
 from .base_ris_dataset import InvalidSampleError
 from .folder_datasets import RISFolderDataset
-from .mm_ris import REQUIRED_COLUMNS, MMRISDataset, parquet_files
-from .synthetic_mmris import MMRISParquetWriter, encode_npy
+from .mm_ris import MMRISDataset, parquet_files
+from .mm_ris_format import MM_RIS_COLUMNS, MMRISParquetWriter, encode_npy
 
 _MAGIC = ((b'\x89PNG', '.png'), (b'\xff\xd8', '.jpg'), (b'BM', '.bmp'),
           (b'II*\x00', '.tif'), (b'MM\x00*', '.tif'))
@@ -153,8 +153,8 @@ def rechunk_parquet(src: str, out_file: str, row_group_size: int = 64) -> int:
         for path in parquet_files(src):
             pf = pq.ParquetFile(path, memory_map=True)
             for batch in pf.iter_batches(batch_size=row_group_size,
-                                         columns=list(REQUIRED_COLUMNS)):
-                columns = [batch.column(c).to_pylist() for c in REQUIRED_COLUMNS]
+                                         columns=list(MM_RIS_COLUMNS)):
+                columns = [batch.column(c).to_pylist() for c in MM_RIS_COLUMNS]
                 for values in zip(*columns):
                     writer.write(*(v.get('bytes') if isinstance(v, dict) else v
                                    for v in values))

@@ -4,11 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from mmrisfusion.datasets import (InvalidSampleError, LoadRISAnnotation, LoadRISImages,
-                                  PackRISInputs, RISPhotoMetricDistortion, RISRandomCrop,
-                                  RISRandomFlip, RISResize, RISResizePad, TokenizeText,
-                                  load_tokenizer, swap_direction_words)
-from mmrisfusion.datasets.synthetic_mmris import encode_npy, encode_png
+from mmrisfusion.datasets import (
+    InvalidSampleError,
+    LoadRISAnnotation,
+    LoadRISImages,
+    PackRISInputs,
+    RISPhotoMetricDistortion,
+    RISRandomCrop,
+    RISRandomFlip,
+    RISResize,
+    RISResizePad,
+    TokenizeText,
+    load_tokenizer,
+    swap_direction_words,
+)
+from mmrisfusion.datasets.mm_ris_format import encode_npy
+from mmrisfusion.datasets.synthetic_mmris import encode_png
 from mmrisfusion.structures import RISDataSample
 
 
