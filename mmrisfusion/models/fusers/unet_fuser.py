@@ -22,6 +22,7 @@ from torch import Tensor
 
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.typing_utils import ConfigType
+
 from ..layers.fusion_blocks import AverageFusion
 from ..utils.color import (
     IMAGENET_MEAN_01,
@@ -32,8 +33,7 @@ from ..utils.color import (
     rgb_to_ycbcr,
     ycbcr_to_rgb,
 )
-
-NUM_LEVELS = 4
+from .constants import NORM_STATS, NUM_LEVELS
 
 
 class DoubleConv(nn.Module):
@@ -265,10 +265,8 @@ class UNetFuser(nn.Module):
             if len(stats) not in sizes:
                 raise ValueError(f'UNetFuser: {name} must have {" or ".join(map(str, sizes))} '
                                  f'values (one per channel), got {tuple(stats)}')
-        self.register_buffer('mean_vis', torch.tensor(vis_mean).reshape(1, -1, 1, 1))
-        self.register_buffer('std_vis', torch.tensor(vis_std).reshape(1, -1, 1, 1))
-        self.register_buffer('mean_ir', torch.tensor(ir_mean).reshape(1, -1, 1, 1))
-        self.register_buffer('std_ir', torch.tensor(ir_std).reshape(1, -1, 1, 1))
+        for name, stats in zip(NORM_STATS, (vis_mean, vis_std, ir_mean, ir_std)):
+            self.register_buffer(name, torch.tensor(stats).reshape(1, -1, 1, 1))
         self.net = LangUNet(base_channels=base_channels, text_dim=text_dim,
                             token_dim=token_dim, num_heads=num_heads,
                             inject_levels=inject_levels, fusion_block=fusion_block)

@@ -11,12 +11,11 @@ from mmrisfusion.registry import MODELS
 from mmrisfusion.structures import RISDataSample, to_original_frame
 from mmrisfusion.utils.typing_utils import (ConfigType, OptConfigType, OptMultiConfig,
                                             OptSampleList, SampleList)
+from ..fusers.constants import NORM_STATS
 from ..losses import fusion_luma
 from ..utils.color import denormalize
 
 INPUT_KEYS = ('vis', 'ir', 'token_ids', 'token_mask')
-# The fuser's statistics (0..1 scale) tell how to de-normalise its inputs and output.
-NORM_STATS = ('mean_vis', 'std_vis', 'mean_ir', 'std_ir')
 
 
 @MODELS.register_module()

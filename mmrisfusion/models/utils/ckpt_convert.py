@@ -14,15 +14,15 @@ from torch import Tensor
 
 from mmrisfusion.utils.checkpoint import load_weights_only
 
+from ..fusers.constants import NORM_STATS, NUM_LEVELS
+
 # --- The fuser ('prefusion_model') ---------------------------------------------------------
 #
 # UNetFuser keeps the published parameter names, so the mapping is the identity:
 # official ``<key>`` -> ``<key>`` of :class:`~mmrisfusion.models.fusers.UNetFuser`, i.e.
 # ``fuser.<key>`` inside a segmentor whose fuser attribute is ``fuser``.
 
-_FUSER_BUFFERS = ('mean_vis', 'std_vis', 'mean_ir', 'std_ir')
 _FUSER_ANCHOR = 'net.y_inc.block.0.weight'
-_NUM_LEVELS = 4
 
 
 def convert_official_fuser(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
@@ -44,7 +44,7 @@ def convert_official_fuser(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, T
                         f'{type(state_dict).__name__}')
     if state_dict and all(key.startswith('module.') for key in state_dict):
         state_dict = {key[len('module.'):]: value for key, value in state_dict.items()}
-    missing = [key for key in (*_FUSER_BUFFERS, _FUSER_ANCHOR) if key not in state_dict]
+    missing = [key for key in (*NORM_STATS, _FUSER_ANCHOR) if key not in state_dict]
     if missing:
         raise KeyError(f'not an official RIS-FUSION fuser state dict: missing {missing} '
                        "(expected checkpoint['prefusion_model'] of the official release)")
@@ -67,7 +67,7 @@ def official_fuser_config(state_dict: Dict[str, Tensor]) -> dict:
         ir_std=...)``.
     """
     sd = convert_official_fuser(state_dict)
-    levels = tuple(level for level in range(1, _NUM_LEVELS + 1)
+    levels = tuple(level for level in range(1, NUM_LEVELS + 1)
                    if f'net.lang_l{level}.pwam.q_proj.weight' in sd)
     cfg = dict(type='UNetFuser', base_channels=int(sd[_FUSER_ANCHOR].shape[0]), num_heads=4,
                inject_levels=levels, fusion_block=dict(type='LangGatedFusion'))
@@ -78,8 +78,7 @@ def official_fuser_config(state_dict: Dict[str, Tensor]) -> dict:
         cfg['fusion_block'].update(
             embed_dims=int(sd[f'{block}.pwam.q_proj.weight'].shape[0]),
             gate_channels=int(sd[f'{block}.fuse_gate.0.weight'].shape[0]))
-    for ours, theirs in (('vis_mean', 'mean_vis'), ('vis_std', 'std_vis'),
-                         ('ir_mean', 'mean_ir'), ('ir_std', 'std_ir')):
+    for ours, theirs in zip(('vis_mean', 'vis_std', 'ir_mean', 'ir_std'), NORM_STATS):
         cfg[ours] = tuple(float(x) for x in sd[theirs].flatten())
     return cfg
 
