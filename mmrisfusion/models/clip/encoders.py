@@ -23,7 +23,8 @@ from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
-from .frozen import FrozenNet
+
+from ..utils.frozen import FrozenNet
 
 # Image statistics CLIP was trained with (0..1 scale).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

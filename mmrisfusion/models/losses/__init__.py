@@ -1,9 +1,15 @@
-from .clip_losses import (CLIPLanguageLoss, apply_affine_crops, directional_loss, image_entropy,
-                          random_affine_crop_params, similarity_loss)
+from ..utils.affine_crops import apply_affine_crops, random_affine_crop_params  # moved; kept here
+from .clip_losses import CLIPLanguageLoss, directional_loss, image_entropy, similarity_loss
 from .cross_entropy_loss import WeightedCrossEntropyLoss
 from .dice_loss import TwoClassDiceLoss
-from .fusion_losses import (JointGradientLoss, LumaMSELoss, SobelL1Loss, SSIMLoss,
-                            fusion_luma, sobel_magnitudes)
+from .fusion_losses import (
+    JointGradientLoss,
+    LumaMSELoss,
+    SobelL1Loss,
+    SSIMLoss,
+    fusion_luma,
+    sobel_magnitudes,
+)
 from .perceptual import PerceptualMaxLoss, vgg19_features
 
 __all__ = [

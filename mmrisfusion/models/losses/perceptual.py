@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
-from ..clip.frozen import FrozenNet
+from ..utils.frozen import FrozenNet
 
 # torchvision's VGG19 ``features`` layout: conv widths, 'M' for max pooling.
 VGG19_LAYOUT = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M',

@@ -10,7 +10,7 @@ from mmrisfusion.registry import MODELS
 from mmrisfusion.structures import RISDataSample, to_original_frame, unpad
 from mmrisfusion.utils.typing_utils import (ConfigType, OptConfigType, OptMultiConfig,
                                             OptSampleList, SampleList)
-from ..losses.clip_losses import apply_affine_crops, random_affine_crop_params
+from ..utils.affine_crops import apply_affine_crops, random_affine_crop_params
 from ..utils.color import (
     IMAGENET_MEAN_255,
     IMAGENET_STD_255,

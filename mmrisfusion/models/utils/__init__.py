@@ -1,3 +1,4 @@
+from .affine_crops import apply_affine_crops, random_affine_crop_params
 from .ckpt_convert import (
     convert_hf_bert,
     convert_lavt_official,
@@ -19,11 +20,12 @@ from .color import (
     rgb_to_ycbcr,
     ycbcr_to_rgb,
 )
+from .frozen import FrozenNet
 
 __all__ = [
-    'IMAGENET_MEAN_01', 'IMAGENET_MEAN_255', 'IMAGENET_STD_01', 'IMAGENET_STD_255',
-    'convert_hf_bert', 'convert_lavt_official', 'convert_official_fuser',
+    'FrozenNet', 'IMAGENET_MEAN_01', 'IMAGENET_MEAN_255', 'IMAGENET_STD_01', 'IMAGENET_STD_255',
+    'apply_affine_crops', 'convert_hf_bert', 'convert_lavt_official', 'convert_official_fuser',
     'convert_risfusion_official', 'convert_swin_official', 'denormalize', 'infer_lavt_arch',
-    'load_hf_bert_folder', 'normalize', 'official_fuser_config',
+    'load_hf_bert_folder', 'normalize', 'official_fuser_config', 'random_affine_crop_params',
     'rgb_to_luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb'
 ]

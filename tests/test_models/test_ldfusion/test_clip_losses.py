@@ -5,10 +5,14 @@ import pytest
 import torch
 
 from mmrisfusion.models.clip import HFCLIPEncoder
-from mmrisfusion.models.losses import (CLIPLanguageLoss, apply_affine_crops, directional_loss,
-                                       image_entropy, random_affine_crop_params,
-                                       similarity_loss)
-from mmrisfusion.models.losses import clip_losses
+from mmrisfusion.models.losses import (
+    CLIPLanguageLoss,
+    clip_losses,
+    directional_loss,
+    image_entropy,
+    similarity_loss,
+)
+from mmrisfusion.models.utils import apply_affine_crops, random_affine_crop_params
 from mmrisfusion.registry import MODELS
 
 E1, E2, E3 = torch.eye(3)
@@ -43,24 +47,6 @@ def test_image_entropy():
     # 64 equally used levels: exactly 6 bits (not above the published threshold).
     sixty_four = (torch.arange(64.0).repeat(4) * 4 / 256).view(1, 1, 16, 16)
     assert image_entropy(sixty_four).item() == pytest.approx(6.0)
-
-
-def test_affine_crop_geometry():
-    image = torch.rand(2, 1, 24, 24)
-    identity = random_affine_crop_params(1, 24, 24, torch.tensor([24.0]), degrees=0,
-                                         translate=0, scale=(1.0, 1.0), shear=0)
-    torch.testing.assert_close(identity, torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]))
-    torch.testing.assert_close(apply_affine_crops(image, identity, 24), image)
-    # Without the affine, half-size crops lie inside the image.
-    plain = random_affine_crop_params(16, 24, 36, torch.full((16, ), 12.0), degrees=0,
-                                      translate=0, scale=(1.0, 1.0), shear=0)
-    corners = plain[:, :, :2].abs().sum(2) + plain[:, :, 2].abs()
-    assert (corners <= 1.0 + 1e-5).all()
-    theta = random_affine_crop_params(16, 24, 36, torch.full((16, ), 12.0))
-    patches = apply_affine_crops(image, theta, 8)
-    assert patches.shape == (32, 1, 8, 8)
-    # Crop k of image b sits at k * B + b.
-    torch.testing.assert_close(patches[2 * 2 + 1], apply_affine_crops(image[1:], theta[2:3], 8)[0])
 
 
 @pytest.fixture(scope='module')
