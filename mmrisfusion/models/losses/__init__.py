@@ -10,9 +10,17 @@ from .fusion_losses import (
     fusion_luma,
     sobel_magnitudes,
 )
+from .loss_term import (
+    BaseFusionLoss,
+    BaseLossTerm,
+    build_loss_terms,
+    check_loss_name,
+    loss_terms_dict,
+)
 from .perceptual import PerceptualMaxLoss, vgg19_features
 
 __all__ = [
+    'BaseFusionLoss', 'BaseLossTerm', 'build_loss_terms', 'check_loss_name', 'loss_terms_dict',
     'JointGradientLoss', 'LumaMSELoss', 'SobelL1Loss', 'SSIMLoss', 'TwoClassDiceLoss',
     'WeightedCrossEntropyLoss', 'fusion_luma', 'sobel_magnitudes',
     'CLIPLanguageLoss', 'PerceptualMaxLoss', 'apply_affine_crops', 'directional_loss',

@@ -20,12 +20,13 @@ from typing import Dict, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmrisfusion.registry import MODELS
 
 from ..clip.encoders import FrozenCLIPEncoder, build_clip_encoder
 from ..utils.affine_crops import apply_affine_crops, random_affine_crop_params
+from .loss_term import BaseFusionLoss
 
 VIS_PROMPT = 'a visible gray image'
 IR_PROMPT = 'an infrared image'
@@ -95,7 +96,7 @@ def image_entropy(images: Tensor, bins: int = 256) -> Tensor:
 
 
 @MODELS.register_module()
-class CLIPLanguageLoss(nn.Module):
+class CLIPLanguageLoss(BaseFusionLoss):
     """LDFusion's language-driven loss: similarity, global and patch directional terms.
 
     ``loss = loss_weight * (sim_weight L_sim + global_weight L_dir + patch_weight L_dir_patch)``
@@ -153,12 +154,10 @@ class CLIPLanguageLoss(nn.Module):
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_clip',
                  return_terms: bool = False) -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         if clip is None:
             raise ValueError("CLIPLanguageLoss needs clip=dict(type='OpenCLIPEncoder', "
                              "checkpoint=...) or dict(type='HFCLIPEncoder', pretrained=...)")
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f"loss_name must start with 'loss_', got {loss_name!r}")
         if not 0 < patch_side_range[0] <= patch_side_range[1]:
             raise ValueError(f'patch_side_range must be (low, high) with 0 < low <= high, got '
                              f'{patch_side_range}')
@@ -173,19 +172,12 @@ class CLIPLanguageLoss(nn.Module):
         self.scale = tuple(scale)
         self.shear = shear
         self.entropy_threshold = entropy_threshold
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
         self.return_terms = return_terms
         self.prompts = (target_prompt, vis_prompt, ir_prompt)
         target, vis, ir = self.clip.encode_text(list(self.prompts))
         self.register_buffer('target_txt', target, persistent=False)
         self.register_buffer('vis_txt', vis, persistent=False)
         self.register_buffer('ir_txt', ir, persistent=False)
-
-    @property
-    def loss_name(self) -> str:
-        """str: The loss name (prefix of the term names when ``return_terms``)."""
-        return self._loss_name
 
     def patch_loss(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor, vis_emb: Tensor,
                    ir_emb: Tensor) -> Tuple[Tensor, Tensor]:
@@ -233,10 +225,7 @@ class CLIPLanguageLoss(nn.Module):
             Tensor | dict[str, Tensor]: The weighted sum, or with ``return_terms`` the weighted
             terms as ``{loss_name}_sim``, ``{loss_name}_dir``, ``{loss_name}_patch``.
         """
-        for name, img in (('fused_y', fused_y), ('vis_y', vis_y), ('ir_y', ir_y)):
-            if img.dim() != 4 or img.shape[1] != 1 or img.shape != fused_y.shape:
-                raise ValueError(f'{name} must be (B, 1, H, W) luma shaped like fused_y '
-                                 f'{tuple(fused_y.shape)}, got {tuple(img.shape)}')
+        self.check_lumas(fused_y, vis_y, ir_y)
         with torch.no_grad():
             vis_emb = self.clip.encode_image(vis_y)
             ir_emb = self.clip.encode_image(ir_y)

@@ -2,15 +2,16 @@
 from typing import Optional, Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmrisfusion.registry import MODELS
 
+from .loss_term import BaseLossTerm
+
 
 @MODELS.register_module()
-class WeightedCrossEntropyLoss(nn.Module):
+class WeightedCrossEntropyLoss(BaseLossTerm):
     """``F.cross_entropy(logits, label, weight=class_weight)``: LAVT's segmentation loss.
 
     The loss is PyTorch's class-weighted mean, ``sum(w_y l) / sum(w_y)`` over the pixels
@@ -32,14 +33,10 @@ class WeightedCrossEntropyLoss(nn.Module):
 
     def __init__(self, class_weight: Sequence[float] = (0.9, 1.1), loss_weight: float = 1.0,
                  loss_name: str = 'loss_ce') -> None:
-        super().__init__()
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f'loss_name must start with "loss_", got {loss_name!r}')
+        super().__init__(loss_weight, loss_name)
         # Not persistent: a config value, not a learned state.
         self.register_buffer('class_weight', torch.tensor(class_weight, dtype=torch.float32),
                              persistent=False)
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self, seg_logits: Tensor, seg_label: Tensor, weight: Optional[Tensor] = None,
                 ignore_index: int = 255, **kwargs) -> Tensor:
@@ -88,8 +85,3 @@ class WeightedCrossEntropyLoss(nn.Module):
         if total == 0:  # every pixel ignored: no signal, keep the graph
             return seg_logits.sum() * 0.0
         return self.loss_weight * pixel_loss.sum() / total
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the loss dict (mmseg's convention)."""
-        return self._loss_name

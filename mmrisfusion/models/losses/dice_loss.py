@@ -2,14 +2,15 @@
 from typing import Optional
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from mmrisfusion.registry import MODELS
 
+from .loss_term import BaseLossTerm
+
 
 @MODELS.register_module()
-class TwoClassDiceLoss(nn.Module):
+class TwoClassDiceLoss(BaseLossTerm):
     """The published two-class Dice loss on 2-channel logits (docs/risfusion.md).
 
     With ``p = sigmoid(logit of class 1)`` (the class-1 logit alone, not a softmax over the
@@ -29,12 +30,8 @@ class TwoClassDiceLoss(nn.Module):
 
     def __init__(self, eps: float = 1e-6, loss_weight: float = 1.0,
                  loss_name: str = 'loss_dice') -> None:
-        super().__init__()
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f'loss_name must start with "loss_", got {loss_name!r}')
+        super().__init__(loss_weight, loss_name)
         self.eps = eps
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self, seg_logits: Tensor, seg_label: Tensor, weight: Optional[Tensor] = None,
                 ignore_index: int = 255, **kwargs) -> Tensor:
@@ -87,8 +84,3 @@ class TwoClassDiceLoss(nn.Module):
         if per_sample.numel() == 0:  # every pixel ignored: no signal, keep the graph
             return seg_logits.sum() * 0.0
         return self.loss_weight * per_sample.mean()
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the loss dict (mmseg's convention)."""
-        return self._loss_name

@@ -14,12 +14,13 @@ by lambda (``RISFusion(fusion_loss_weight=3.0)``). :func:`fusion_luma` turns the
 from typing import Optional, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmrisfusion.registry import MODELS
+
 from ..utils.color import IMAGENET_MEAN_01, IMAGENET_STD_01, StatsType, denormalize, rgb_to_luma
+from .loss_term import BaseFusionLoss
 
 SOURCES = ('vis', 'ir')
 
@@ -50,25 +51,10 @@ def fusion_luma(fused: Tensor, vis: Tensor, ir: Tensor,
             rgb_to_luma(denormalize(ir, ir_mean, ir_std)))
 
 
-def _check_luma(fused_y: Tensor, vis_y: Tensor, ir_y: Tensor, name: str) -> None:
-    """Raise a clear error unless the three images are ``(B, 1, H, W)`` of one shape."""
-    if fused_y.dim() != 4 or fused_y.shape[1] != 1 or not \
-            fused_y.shape == vis_y.shape == ir_y.shape:
-        raise ValueError(f'{name}: fused_y, vis_y and ir_y must be (B, 1, H, W) luma of one '
-                         f'shape, got {tuple(fused_y.shape)}, {tuple(vis_y.shape)}, '
-                         f'{tuple(ir_y.shape)}')
-
-
 def _check_source(source: str, name: str) -> str:
     if source not in SOURCES:
         raise ValueError(f'{name}: source must be one of {SOURCES}, got {source!r}')
     return source
-
-
-def _check_loss_name(loss_name: str) -> str:
-    if not loss_name.startswith('loss_'):
-        raise ValueError(f'loss_name must start with "loss_", got {loss_name!r}')
-    return loss_name
 
 
 def sobel_magnitudes(img: Tensor) -> Tuple[Tensor, Tensor]:
@@ -89,24 +75,17 @@ def sobel_magnitudes(img: Tensor) -> Tuple[Tensor, Tensor]:
     return grads[:, 0:1], grads[:, 1:2]
 
 
-class _FusionTerm(nn.Module):
-    """Shared ``loss_weight``/``loss_name``/``source`` handling of the fusion terms."""
+class _FusionTerm(BaseFusionLoss):
+    """The ``source`` handling of the RIS-FUSION terms compared with one source image."""
 
     def __init__(self, source: Optional[str], loss_weight: float, loss_name: str) -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         self.source = None if source is None else _check_source(source, type(self).__name__)
-        self.loss_weight = loss_weight
-        self._loss_name = _check_loss_name(loss_name)
 
     def _pick(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
         """Check the inputs and return the reference image named by ``source``."""
-        _check_luma(fused_y, vis_y, ir_y, type(self).__name__)
+        self.check_lumas(fused_y, vis_y, ir_y)
         return vis_y if self.source == 'vis' else ir_y
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the loss dict (mmseg's convention)."""
-        return self._loss_name
 
 
 @MODELS.register_module()
@@ -268,7 +247,7 @@ class JointGradientLoss(_FusionTerm):
         Returns:
             Tensor: The scalar loss.
         """
-        _check_luma(fused_y, vis_y, ir_y, type(self).__name__)
+        self.check_lumas(fused_y, vis_y, ir_y)
         (fx, fy), (vx, vy), (ix, iy) = (sobel_magnitudes(fused_y), sobel_magnitudes(vis_y),
                                         sobel_magnitudes(ir_y))
         return self.loss_weight * (F.l1_loss(fx, torch.maximum(vx, ix)) +

@@ -8,7 +8,9 @@ from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
+
 from ..utils.frozen import FrozenNet
+from .loss_term import BaseFusionLoss
 
 # torchvision's VGG19 ``features`` layout: conv widths, 'M' for max pooling.
 VGG19_LAYOUT = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M',
@@ -45,7 +47,7 @@ def vgg19_features(num_layers: int, width_divisor: int = 1) -> nn.Sequential:
 
 
 @MODELS.register_module()
-class PerceptualMaxLoss(FrozenNet):
+class PerceptualMaxLoss(FrozenNet, BaseFusionLoss):
     """Sum over layers of ``MSE(phi(F), max(phi(V), phi(I)))`` with frozen VGG19 features.
 
     As published, the features are taken at torchvision indices 5, 10 and 21 (conv2_1,
@@ -74,9 +76,7 @@ class PerceptualMaxLoss(FrozenNet):
                  random_init: bool = False,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_perceptual') -> None:
-        super().__init__()
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f"loss_name must start with 'loss_', got {loss_name!r}")
+        super().__init__(loss_weight, loss_name)
         self.layer_indices = tuple(sorted(set(layer_indices)))
         if not self.layer_indices:
             raise ValueError('layer_indices must name at least one VGG19 layer')
@@ -90,8 +90,6 @@ class PerceptualMaxLoss(FrozenNet):
                 raise ValueError('width_divisor must be 1 with a VGG19 checkpoint')
             self._load(features, checkpoint)
         self.checkpoint = checkpoint
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
         self._hold(features)
 
     @staticmethod
@@ -113,11 +111,6 @@ class PerceptualMaxLoss(FrozenNet):
             raise KeyError(f'{checkpoint!r} lacks VGG19 tensors '
                            f'{", ".join("features." + k for k in missing)}: {VGG19_HINT}.')
         features.load_state_dict(found)
-
-    @property
-    def loss_name(self) -> str:
-        """str: The loss name."""
-        return self._loss_name
 
     def features(self, images: Tensor) -> list:
         """VGG19 outputs at ``layer_indices`` of gray images replicated to RGB.
@@ -147,9 +140,7 @@ class PerceptualMaxLoss(FrozenNet):
         Returns:
             Tensor: The scalar loss.
         """
-        for name, img in (('fused_y', fused_y), ('vis_y', vis_y), ('ir_y', ir_y)):
-            if img.dim() != 4 or img.shape[1] != 1:
-                raise ValueError(f'{name} must be (B, 1, H, W) luma, got {tuple(img.shape)}')
+        self.check_lumas(fused_y, vis_y, ir_y)
         with torch.no_grad():
             targets = [torch.maximum(v, i)
                        for v, i in zip(self.features(vis_y), self.features(ir_y))]

@@ -8,9 +8,17 @@ from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
 from mmrisfusion.structures import RISDataSample, to_original_frame, unpad
-from mmrisfusion.utils.typing_utils import (ConfigType, OptConfigType, OptMultiConfig,
-                                            OptSampleList, SampleList)
+from mmrisfusion.utils.typing_utils import (
+    ConfigType,
+    OptConfigType,
+    OptMultiConfig,
+    OptSampleList,
+    SampleList,
+)
+
+from ..losses.loss_term import build_loss_terms, loss_terms_dict
 from ..utils.affine_crops import apply_affine_crops, random_affine_crop_params
+from ..utils.build import build_module
 from ..utils.color import (
     IMAGENET_MEAN_255,
     IMAGENET_STD_255,
@@ -19,6 +27,7 @@ from ..utils.color import (
     rgb_to_ycbcr,
     ycbcr_to_rgb,
 )
+
 
 @MODELS.register_module()
 class FusionModel(BaseModel):
@@ -44,11 +53,13 @@ class FusionModel(BaseModel):
         _forward(inputs)                       -> fused RGB (B,3,H,W) in [0,1]
 
     Args:
-        fuser (dict): Config of the single-channel fuser, ``forward(vis_y, ir_y) -> fused_y``,
-            e.g. ``dict(type='LDFusionNet')``.
-        losses (dict | list[dict]): Loss terms, each ``term(fused_y, vis_y, ir_y)`` on luma in
-            [0, 1] returning a scalar (logged as ``term.loss_name``) or a dict of ``loss_*``
-            scalars (e.g. ``CLIPLanguageLoss(return_terms=True)``, to log its parts).
+        fuser (dict | nn.Module): The single-channel fuser or its config,
+            ``forward(vis_y, ir_y) -> fused_y``, e.g. ``dict(type='LDFusionNet')``.
+        losses (dict | nn.Module | list): Fusion loss terms or their configs
+            (:class:`~mmrisfusion.models.losses.BaseFusionLoss`), each
+            ``term(fused_y, vis_y, ir_y)`` on luma in [0, 1] returning a scalar (logged as
+            ``term.loss_name``) or a dict of ``loss_*`` scalars (e.g.
+            ``CLIPLanguageLoss(return_terms=True)``, to log its parts).
         input_noise_std (float): Std of the Gaussian noise added to both fuser inputs in
             training (the losses see the clean images). Defaults to 0.03.
         train_crop (dict, optional): Random training crops: ``size`` (224), ``degrees`` (5),
@@ -73,8 +84,8 @@ class FusionModel(BaseModel):
                          min_std=0.05, max_tries=10)
 
     def __init__(self,
-                 fuser: ConfigType,
-                 losses: Union[dict, Sequence[dict]],
+                 fuser: Union[ConfigType, nn.Module],
+                 losses: Union[dict, nn.Module, Sequence[Union[dict, nn.Module]]],
                  input_noise_std: float = 0.03,
                  train_crop: OptConfigType = None,
                  vis_mean: Sequence[float] = IMAGENET_MEAN_255,
@@ -84,17 +95,10 @@ class FusionModel(BaseModel):
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.fuser = fuser if isinstance(fuser, nn.Module) else MODELS.build(fuser)
-        if isinstance(losses, (dict, nn.Module)):
-            losses = [losses]
-        if not losses:
+        self.fuser = build_module(fuser, 'FusionModel.fuser')
+        self.losses = build_loss_terms(losses, 'FusionModel.losses')
+        if not self.losses:
             raise ValueError('FusionModel needs at least one loss term in losses')
-        self.losses = nn.ModuleList(
-            term if isinstance(term, nn.Module) else MODELS.build(term) for term in losses)
-        names = [term.loss_name for term in self.losses]
-        if len(set(names)) != len(names):
-            raise ValueError(f'FusionModel: loss terms need distinct loss_name values, got '
-                             f'{names}')
         self.input_noise_std = input_noise_std
         if train_crop is not None:
             unknown = set(train_crop) - set(self.CROP_DEFAULTS)
@@ -197,14 +201,7 @@ class FusionModel(BaseModel):
         noise = self.input_noise_std
         fused_y = self.fuser(vis_y + noise * torch.randn_like(vis_y),
                              ir_y + noise * torch.randn_like(ir_y))
-        losses = {}
-        for term in self.losses:
-            value = term(fused_y, vis_y, ir_y)
-            if isinstance(value, dict):
-                losses.update(value)
-            else:
-                losses[term.loss_name] = value
-        return losses
+        return loss_terms_dict(self.losses, fused_y, vis_y, ir_y)
 
     def fuse(self, inputs: dict) -> Tensor:
         """Fused RGB images: the fuser's luma with the VIS chroma.

@@ -1,5 +1,5 @@
 """RIS-FUSION: a text-conditioned fuser cascaded into a language-aware segmentation network."""
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import torch.nn.functional as F
 from mmengine.structures import PixelData
@@ -9,13 +9,22 @@ from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
 from mmrisfusion.structures import RISDataSample, to_original_frame
-from mmrisfusion.utils.typing_utils import (ConfigType, OptConfigType, OptMultiConfig,
-                                            OptSampleList, SampleList)
+from mmrisfusion.utils.typing_utils import (
+    ConfigType,
+    OptConfigType,
+    OptMultiConfig,
+    OptSampleList,
+    SampleList,
+)
+
 from ..fusers.constants import NORM_STATS
-from ..losses import fusion_luma
+from ..losses.fusion_losses import fusion_luma
+from ..losses.loss_term import build_loss_terms, loss_terms_dict
+from ..utils.build import build_module
 from ..utils.color import denormalize
 
 INPUT_KEYS = ('vis', 'ir', 'token_ids', 'token_mask')
+ModuleOrConfig = Union[ConfigType, nn.Module]
 
 
 @MODELS.register_module()
@@ -48,15 +57,23 @@ class RISFusion(BaseSegmentor):
     Every mode fuses with the text. (The published validation calls the fuser without the
     text and crashes; evaluation here runs the network as it was trained.)
 
+    Every part may be given built (an ``nn.Module``) or as its config.
+
     Args:
-        text_encoder (dict): Config of the text encoder, e.g. ``HFTextEncoder``.
-        fuser (dict): Config of the fuser, e.g. ``UNetFuser``.
-        backbone (dict): Config of the language-aware backbone, e.g. ``LAVTSwinTransformer``.
-        decode_head (dict): Config of the decode head (mmseg ``BaseDecodeHead``, 2 classes).
-        fusion_losses (dict | list[dict], optional): Fusion loss terms, each called as
+        text_encoder (dict | nn.Module): The text encoder, e.g. ``HFTextEncoder``.
+        fuser (dict | nn.Module): The fuser, e.g. ``UNetFuser``; it exposes the statistics
+            of its normalisation as the tensors ``mean_vis``, ``std_vis``, ``mean_ir``,
+            ``std_ir`` (0..1 scale).
+        backbone (dict | nn.Module): The language-aware backbone, e.g.
+            ``LAVTSwinTransformer``.
+        decode_head (dict | nn.Module): The decode head (mmseg ``BaseDecodeHead``, 2
+            classes).
+        fusion_losses (dict | nn.Module | list, optional): Fusion loss terms
+            (:class:`~mmrisfusion.models.losses.BaseFusionLoss`), each called as
             ``term(fused_y, vis_y, ir_y)`` on the luma in [0, 1] of the de-normalised images
-            and weighted by its own ``loss_weight``; each needs a distinct ``loss_name``.
-            Defaults to None (no fusion loss: the fuser learns from the segmentation alone).
+            and weighted by its own ``loss_weight``; each returns a scalar or a dict of
+            ``loss_*`` scalars and needs a distinct ``loss_name``. Defaults to None (no
+            fusion loss: the fuser learns from the segmentation alone).
         fusion_loss_weight (float): lambda, the factor on every fusion term.
             Defaults to 3.0.
         train_cfg (dict, optional): Passed to the decode head's ``loss``. Defaults to None.
@@ -69,32 +86,26 @@ class RISFusion(BaseSegmentor):
     """
 
     def __init__(self,
-                 text_encoder: ConfigType,
-                 fuser: ConfigType,
-                 backbone: ConfigType,
-                 decode_head: ConfigType,
-                 fusion_losses: OptMultiConfig = None,
+                 text_encoder: ModuleOrConfig,
+                 fuser: ModuleOrConfig,
+                 backbone: ModuleOrConfig,
+                 decode_head: ModuleOrConfig,
+                 fusion_losses: Union[None, ModuleOrConfig, Sequence[ModuleOrConfig]] = None,
                  fusion_loss_weight: float = 3.0,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.text_encoder = MODELS.build(text_encoder)
-        self.fuser = MODELS.build(fuser)
-        self.backbone = MODELS.build(backbone)
-        self.decode_head = MODELS.build(decode_head)
+        self.text_encoder = build_module(text_encoder, 'RISFusion.text_encoder')
+        self.fuser = build_module(fuser, 'RISFusion.fuser')
+        self.backbone = build_module(backbone, 'RISFusion.backbone')
+        self.decode_head = build_module(decode_head, 'RISFusion.decode_head')
         self.align_corners = self.decode_head.align_corners
         self.num_classes = self.decode_head.num_classes
         self.out_channels = self.decode_head.out_channels
 
-        if isinstance(fusion_losses, dict):
-            fusion_losses = [fusion_losses]
-        self.fusion_losses = nn.ModuleList(MODELS.build(cfg) for cfg in fusion_losses or [])
-        names = [term.loss_name for term in self.fusion_losses]
-        if len(set(names)) != len(names):
-            raise ValueError(f'RISFusion: fusion_losses need distinct loss_name values, got '
-                             f'{names}')
+        self.fusion_losses = build_loss_terms(fusion_losses, 'RISFusion.fusion_losses')
         self.fusion_loss_weight = fusion_loss_weight
         missing = [name for name in NORM_STATS
                    if not isinstance(getattr(self.fuser, name, None), Tensor)]
@@ -178,11 +189,11 @@ class RISFusion(BaseSegmentor):
             ir (Tensor): Normalised infrared images (B, C, H, W).
 
         Returns:
-            dict[str, Tensor]: ``{term.loss_name: lambda * term(fused_y, vis_y, ir_y)}``.
+            dict[str, Tensor]: ``{term.loss_name: lambda * term(fused_y, vis_y, ir_y)}``, or
+            lambda times each entry of a term that returns a dict.
         """
-        fused_y, vis_y, ir_y = self.fusion_lumas(fused, vis, ir)
-        return {term.loss_name: self.fusion_loss_weight * term(fused_y, vis_y, ir_y)
-                for term in self.fusion_losses}
+        return loss_terms_dict(self.fusion_losses, *self.fusion_lumas(fused, vis, ir),
+                               factor=self.fusion_loss_weight)
 
     def extract_feat(self, inputs: dict) -> Tuple[Tensor, ...]:
         """The backbone's maps of the fused image.

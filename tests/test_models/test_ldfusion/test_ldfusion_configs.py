@@ -8,8 +8,8 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
-from mmengine.structures import PixelData
 from mmengine.runner import Runner
+from mmengine.structures import PixelData
 
 from mmrisfusion.registry import DATASETS, MODELS
 from mmrisfusion.structures import RISDataSample
@@ -134,3 +134,16 @@ def test_clip_term_plugs_into_risfusion(hf_clip_dir):
     losses['fusion.loss_clip'].backward()
     grads = [p.grad for p in model.fuser.parameters() if p.grad is not None]
     assert grads and sum(g.abs().sum() for g in grads) > 0
+
+    # With return_terms the parts are logged apart, each times lambda, as in FusionModel.
+    clip_term = model.fusion_losses[-1]
+    clip_term.return_terms = True
+    clip_term.patch_weight = 0.0  # random patches would differ between the two calls
+    model.eval()
+    with torch.no_grad():
+        losses = model(inputs, samples, mode='loss')
+        fused, _ = model._run_network(inputs)
+        parts = clip_term(*model.fusion_lumas(fused, inputs['vis'], inputs['ir']))
+    assert set(parts) == {'loss_clip_sim', 'loss_clip_dir'}
+    for name, value in parts.items():
+        torch.testing.assert_close(losses[f'fusion.{name}'], model.fusion_loss_weight * value)

@@ -9,6 +9,8 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import PixelData
 
+from mmrisfusion.models import RISDataPreProcessor
+from mmrisfusion.models.losses import BaseFusionLoss
 from mmrisfusion.models.segmentors import RISFusion
 from mmrisfusion.registry import MODELS
 from mmrisfusion.structures import RISDataSample
@@ -243,6 +245,50 @@ def test_built_without_a_config(cfg):
              for k in ('text_encoder', 'fuser', 'backbone', 'decode_head', 'fusion_losses')}
     model = RISFusion(**parts, data_preprocessor=dict(type='RISDataPreProcessor'))
     assert isinstance(model, RISFusion) and model.fusion_loss_weight == LAMBDA
+
+
+def test_built_from_modules(cfg):
+    """Every part may be a built module, as in FusionModel."""
+    parts = {k: MODELS.build(copy.deepcopy(cfg.model[k]))
+             for k in ('text_encoder', 'fuser', 'backbone', 'decode_head')}
+    terms = [MODELS.build(term) for term in cfg.model.fusion_losses]
+    model = RISFusion(**parts, fusion_losses=terms,
+                      data_preprocessor=RISDataPreProcessor(size_divisor=32))
+    for name, module in parts.items():
+        assert getattr(model, name) is module
+    assert list(model.fusion_losses) == terms
+    losses = model(**_preprocessed(model), mode='loss')
+    assert {f'fusion.{term.loss_name}' for term in terms} < set(losses)
+    with pytest.raises(TypeError, match='RISFusion.fuser must be an nn.Module or a config'):
+        RISFusion(**{**parts, 'fuser': 'UNetFuser'})
+
+
+class TwoParts(BaseFusionLoss):
+    """A fusion term that returns a dict of parts, as CLIPLanguageLoss(return_terms=True)."""
+
+    def __init__(self, loss_weight=1.0, loss_name='loss_parts'):
+        super().__init__(loss_weight, loss_name)
+
+    def forward(self, fused_y, vis_y, ir_y):
+        self.check_lumas(fused_y, vis_y, ir_y)
+        return {f'{self.loss_name}_vis': self.loss_weight * ((fused_y - vis_y)**2).mean(),
+                f'{self.loss_name}_ir': self.loss_weight * ((fused_y - ir_y)**2).mean()}
+
+
+def test_a_term_returning_a_dict_logs_each_part(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.fusion_losses = [dict(type='LumaMSELoss', source='vis', loss_weight=0.5),
+                               TwoParts(loss_weight=2.0)]
+    model = MODELS.build(model_cfg).eval()
+    data = _preprocessed(model)
+    inputs = data['inputs']
+    losses = model(**data, mode='loss')
+    assert {'fusion.loss_mse_vis', 'fusion.loss_parts_vis', 'fusion.loss_parts_ir'} < set(losses)
+    text_feats, text_mask = model.text_encoder(inputs['token_ids'], inputs['token_mask'])
+    fused = model.fuser(inputs['vis'], inputs['ir'], text_feats, text_mask)
+    fy, iy = _luma(fused), _luma(inputs['ir'])
+    torch.testing.assert_close(losses['fusion.loss_parts_ir'],
+                               LAMBDA * 2.0 * ((fy - iy)**2).mean())
 
 
 def test_without_fusion_losses_only_the_segmentation_trains_the_fuser(cfg):
