@@ -5,6 +5,7 @@ fresh process without PYTHONPATH: the package must be installed (``make setup`` 
 and pulled in by the config's ``custom_imports``.
 """
 import importlib.util
+import inspect
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import torch
 from mmengine.config import Config
 
 from mmrisfusion.models.fusers.unet_fuser import LangUNet
+from mmrisfusion.models.layers import BaseFusionBlock
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
 
@@ -47,13 +49,17 @@ def randomised(block):
 
 def test_registered_with_the_fusion_block_contract():
     block = MODELS.build(dict(type='TextChannelGateFusion', in_channels=8, token_dim=16))
-    assert isinstance(block, TextChannelGateFusion) and block.requires_text
+    assert isinstance(block, TextChannelGateFusion) and isinstance(block, BaseFusionBlock)
+    assert block.requires_text
     y, i, text, mask = inputs()
     assert block(y, i, text, mask).shape == y.shape
+    # the base class's checks
     with pytest.raises(ValueError, match='needs text_feats'):
         block(y, i, None, None)
-    with pytest.raises(ValueError, match=r'\(B, 8, h, w\)'):
+    with pytest.raises(ValueError, match='in_channels=8'):
         block(y[:, :4], i[:, :4], text, mask)
+    with pytest.raises(ValueError, match=r'text_feats must be \(B=2, T, 16\)'):
+        block(y, i, text[..., :4], mask)
 
 
 def test_starts_as_the_average():
@@ -85,6 +91,8 @@ def test_learns_from_the_start():
 
 
 def test_fills_a_langunet_level():
+    # no attention, so no num_heads: the fuser passes only what the block declares
+    assert 'num_heads' not in inspect.signature(TextChannelGateFusion).parameters
     net = LangUNet(base_channels=4, text_dim=12, token_dim=16, num_heads=2,
                    fusion_block=dict(type='TextChannelGateFusion', hidden_channels=8))
     assert isinstance(net.lang_l3, TextChannelGateFusion) and net.lang_l3.in_channels == 16

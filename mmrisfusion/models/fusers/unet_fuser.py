@@ -13,6 +13,7 @@ Parameter names are those of the published ``UNetFuser`` (``net.y_inc.block.0.we
 loads unchanged (see :func:`mmrisfusion.models.utils.convert_official_fuser`).
 """
 import copy
+import inspect
 from typing import Optional, Sequence
 
 import torch
@@ -131,13 +132,14 @@ class LangUNet(nn.Module):
         base_channels (int): Channels ``c`` of the first level. Defaults to 32.
         text_dim (int): Width of the incoming word features. Defaults to 768.
         token_dim (int): Width of the adapted word tokens. Defaults to 256.
-        num_heads (int): Attention heads given to text-conditioned blocks unless their
-            config sets them. Defaults to 4.
+        num_heads (int): Attention heads given to blocks that declare ``num_heads``, unless
+            their config sets them. Defaults to 4.
         inject_levels (Sequence[int]): Levels (1..4) fused by ``fusion_block``.
             Defaults to (3, 4).
-        fusion_block (dict): Config of the block at ``inject_levels``; ``in_channels`` (and
-            ``token_dim`` for blocks with ``requires_text``) are filled in per level.
-            Defaults to None, meaning ``dict(type='LangGatedFusion')``.
+        fusion_block (dict): Config of the block at ``inject_levels``, a
+            :class:`~mmrisfusion.models.layers.BaseFusionBlock`; the level's ``in_channels``
+            and ``token_dim`` (and ``num_heads``) are filled in where the block's constructor
+            declares them. Defaults to None, meaning ``dict(type='LangGatedFusion')``.
     """
 
     def __init__(self, base_channels: int = 32, text_dim: int = 768, token_dim: int = 256,
@@ -158,7 +160,7 @@ class LangUNet(nn.Module):
         for level, width in enumerate(widths, start=1):
             if level in levels:
                 block = self._build_block(fusion_block, width, token_dim, num_heads)
-                self.requires_text |= bool(getattr(block, 'requires_text', False))
+                self.requires_text |= block.requires_text
             else:
                 block = AverageFusion(width)
             self.add_module(f'lang_l{level}', block)
@@ -172,16 +174,27 @@ class LangUNet(nn.Module):
     @staticmethod
     def _build_block(cfg: ConfigType, in_channels: int, token_dim: int,
                      num_heads: int) -> nn.Module:
-        """Build one level's fusion block from ``cfg``, filling in the level's sizes."""
+        """Build one level's fusion block from ``cfg``, filling in what it declares."""
         cfg = copy.deepcopy(dict(cfg))
         block_type = cfg.get('type')
         block_cls = block_type if isinstance(block_type, type) else MODELS.get(block_type)
         if block_cls is None:
             raise KeyError(f'fusion_block type {block_type!r} is not registered in '
                            'mmrisfusion.registry.MODELS')
-        cfg['in_channels'] = in_channels
-        if getattr(block_cls, 'requires_text', False):
-            cfg['token_dim'] = token_dim
+        if not isinstance(getattr(block_cls, 'requires_text', None), bool):
+            raise TypeError(f'fusion_block {block_cls.__name__} must say in a bool class '
+                            'attribute requires_text whether it needs the words; derive it '
+                            'from mmrisfusion.models.layers.BaseFusionBlock')
+        params = inspect.signature(block_cls).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        for name, value in (('in_channels', in_channels), ('token_dim', token_dim)):
+            if name not in params and not takes_any:
+                continue
+            if cfg.get(name, value) != value:
+                raise ValueError(f'fusion_block sets {name}={cfg[name]}, but the fuser fills '
+                                 f'it in per level ({value} here); remove it from the config')
+            cfg[name] = value
+        if 'num_heads' in params or takes_any:
             cfg.setdefault('num_heads', num_heads)
         return MODELS.build(cfg)
 

@@ -1,10 +1,8 @@
 """Blocks that fuse the VIS-luma and IR feature maps of one UNet level into one map.
 
-All blocks share one call signature, ``forward(y, i, text_feats, text_mask) -> fused`` with
-``y`` and ``i`` of shape ``(B, C, h, w)`` and the fused map of the same shape, so a fuser can
-swap them from the config. ``text_feats`` are the adapted word tokens ``(B, T, token_dim)``
-and ``text_mask`` ``(B, T)``; blocks whose class attribute ``requires_text`` is False ignore
-both and accept None.
+All blocks keep the contract of :class:`BaseFusionBlock` (``forward(y, i, text_feats,
+text_mask) -> fused``, ``requires_text``, the arguments the fuser fills in), so a fuser can
+swap them from the config.
 
 - :class:`LangGatedFusion`: RIS-FUSION's text-conditioned gate with FiLM (the published block).
 - :class:`AverageFusion`: ``0.5 (y + i)``, what RIS-FUSION uses at the non-injected levels.
@@ -17,21 +15,13 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmrisfusion.registry import MODELS
+
+from .base_fusion_block import BaseFusionBlock
 from .pixel_word_attention import PixelWordAttention
 
 
-def _check_pair(y: Tensor, i: Tensor, in_channels: Optional[int], name: str) -> None:
-    """Raise a clear error unless ``y`` and ``i`` are matching ``(B, C, h, w)`` maps."""
-    if y.dim() != 4 or y.shape != i.shape:
-        raise ValueError(f'{name}: y and i must be (B, C, h, w) maps of one shape, got '
-                         f'{tuple(y.shape)} and {tuple(i.shape)}')
-    if in_channels is not None and y.shape[1] != in_channels:
-        raise ValueError(f'{name} was built for in_channels={in_channels}, got maps with '
-                         f'{y.shape[1]} channels')
-
-
 @MODELS.register_module()
-class LangGatedFusion(nn.Module):
+class LangGatedFusion(BaseFusionBlock):
     """RIS-FUSION's language-gated fusion of two feature maps.
 
     The referring expression decides, per pixel, how much of each modality to keep:
@@ -58,8 +48,7 @@ class LangGatedFusion(nn.Module):
 
     def __init__(self, in_channels: int, token_dim: int = 256, embed_dims: int = 256,
                  num_heads: int = 4, gate_channels: int = 128, film_scale: float = 0.1) -> None:
-        super().__init__()
-        self.in_channels = in_channels
+        super().__init__(in_channels, token_dim)
         self.film_scale = film_scale
         self.pwam = PixelWordAttention(2 * in_channels, token_dim=token_dim,
                                        embed_dims=embed_dims, num_heads=num_heads)
@@ -70,24 +59,8 @@ class LangGatedFusion(nn.Module):
             nn.Conv2d(embed_dims, gate_channels, 1), nn.ReLU(inplace=True),
             nn.Conv2d(gate_channels, 2, 1))
 
-    def forward(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor],
-                text_mask: Optional[Tensor]) -> Tensor:
-        """Fuse ``y`` and ``i`` under the guidance of the words.
-
-        Args:
-            y (Tensor): VIS-luma features ``(B, C, h, w)``.
-            i (Tensor): IR features ``(B, C, h, w)``.
-            text_feats (Tensor, optional): Word tokens ``(B, T, token_dim)``; required.
-            text_mask (Tensor, optional): ``(B, T)``, nonzero for words; required.
-
-        Returns:
-            Tensor: The fused map ``(B, C, h, w)``.
-        """
-        _check_pair(y, i, self.in_channels, type(self).__name__)
-        if text_feats is None or text_mask is None:
-            raise ValueError('LangGatedFusion needs text_feats and text_mask; use a text-free '
-                             'block (AverageFusion, ConcatConvFusion, TextFreeGateFusion) to '
-                             'fuse without text')
+    def fuse(self, y: Tensor, i: Tensor, text_feats: Tensor, text_mask: Tensor) -> Tensor:
+        """Fuse ``y`` and ``i`` under the guidance of the words (see :meth:`forward`)."""
         ctx = self.pwam(torch.cat([y, i], dim=1), text_feats, text_mask)
         alpha = self.fuse_gate(ctx)
         gamma, beta = self.film(ctx).split(1, dim=1)
@@ -95,7 +68,7 @@ class LangGatedFusion(nn.Module):
 
 
 @MODELS.register_module()
-class AverageFusion(nn.Module):
+class AverageFusion(BaseFusionBlock):
     """Parameter-free ``0.5 (y + i)``.
 
     Args:
@@ -106,28 +79,16 @@ class AverageFusion(nn.Module):
     requires_text = False
 
     def __init__(self, in_channels: Optional[int] = None) -> None:
-        super().__init__()
-        self.in_channels = in_channels
+        super().__init__(in_channels)
 
-    def forward(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor] = None,
-                text_mask: Optional[Tensor] = None) -> Tensor:
-        """Average the two maps.
-
-        Args:
-            y (Tensor): VIS-luma features ``(B, C, h, w)``.
-            i (Tensor): IR features ``(B, C, h, w)``.
-            text_feats (Tensor, optional): Ignored. Defaults to None.
-            text_mask (Tensor, optional): Ignored. Defaults to None.
-
-        Returns:
-            Tensor: ``0.5 (y + i)``.
-        """
-        _check_pair(y, i, self.in_channels, type(self).__name__)
+    def fuse(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor],
+             text_mask: Optional[Tensor]) -> Tensor:
+        """Average the two maps (the text is ignored)."""
         return 0.5 * (y + i)
 
 
 @MODELS.register_module()
-class ConcatConvFusion(nn.Module):
+class ConcatConvFusion(BaseFusionBlock):
     """Text-free learned fusion: ``ReLU(BN(Conv3x3(concat[y, i])))`` back to ``C`` channels.
 
     Args:
@@ -137,31 +98,19 @@ class ConcatConvFusion(nn.Module):
     requires_text = False
 
     def __init__(self, in_channels: int) -> None:
-        super().__init__()
-        self.in_channels = in_channels
+        super().__init__(in_channels)
         self.conv = nn.Sequential(
             nn.Conv2d(2 * in_channels, in_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True))
 
-    def forward(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor] = None,
-                text_mask: Optional[Tensor] = None) -> Tensor:
-        """Fuse by a convolution over the concatenated maps.
-
-        Args:
-            y (Tensor): VIS-luma features ``(B, C, h, w)``.
-            i (Tensor): IR features ``(B, C, h, w)``.
-            text_feats (Tensor, optional): Ignored. Defaults to None.
-            text_mask (Tensor, optional): Ignored. Defaults to None.
-
-        Returns:
-            Tensor: The fused map ``(B, C, h, w)``.
-        """
-        _check_pair(y, i, self.in_channels, type(self).__name__)
+    def fuse(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor],
+             text_mask: Optional[Tensor]) -> Tensor:
+        """Fuse by a convolution over the concatenated maps (the text is ignored)."""
         return self.conv(torch.cat([y, i], dim=1))
 
 
 @MODELS.register_module()
-class TextFreeGateFusion(nn.Module):
+class TextFreeGateFusion(BaseFusionBlock):
     """The gate of :class:`LangGatedFusion` computed from the images instead of the words.
 
     ``alpha = sigmoid(Conv1x1(ReLU(Conv1x1(concat[y, i]))))``, ``out = (1 - alpha) y +
@@ -175,25 +124,13 @@ class TextFreeGateFusion(nn.Module):
     requires_text = False
 
     def __init__(self, in_channels: int, gate_channels: int = 128) -> None:
-        super().__init__()
-        self.in_channels = in_channels
+        super().__init__(in_channels)
         self.fuse_gate = nn.Sequential(
             nn.Conv2d(2 * in_channels, gate_channels, 1), nn.ReLU(inplace=True),
             nn.Conv2d(gate_channels, 1, 1), nn.Sigmoid())
 
-    def forward(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor] = None,
-                text_mask: Optional[Tensor] = None) -> Tensor:
-        """Fuse by a per-pixel gate predicted from both maps.
-
-        Args:
-            y (Tensor): VIS-luma features ``(B, C, h, w)``.
-            i (Tensor): IR features ``(B, C, h, w)``.
-            text_feats (Tensor, optional): Ignored. Defaults to None.
-            text_mask (Tensor, optional): Ignored. Defaults to None.
-
-        Returns:
-            Tensor: ``(1 - alpha) y + alpha i``, ``(B, C, h, w)``.
-        """
-        _check_pair(y, i, self.in_channels, type(self).__name__)
+    def fuse(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor],
+             text_mask: Optional[Tensor]) -> Tensor:
+        """Fuse by a per-pixel gate predicted from both maps (the text is ignored)."""
         alpha = self.fuse_gate(torch.cat([y, i], dim=1))
         return (1 - alpha) * y + alpha * i

@@ -1,15 +1,14 @@
 """A text-conditioned channel gate (squeeze-and-excitation from the sentence)."""
-from typing import Optional
-
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mmrisfusion.models.layers import BaseFusionBlock
 from mmrisfusion.registry import MODELS
 
 
 @MODELS.register_module()
-class TextChannelGateFusion(nn.Module):
+class TextChannelGateFusion(BaseFusionBlock):
     """Per-channel choice between VIS and IR, made from the whole sentence.
 
     ``LangGatedFusion`` decides per pixel through word-to-pixel attention. Many expressions
@@ -25,47 +24,39 @@ class TextChannelGateFusion(nn.Module):
     ``excite`` starts at zero, so the block starts as ``0.5 (y + i)``, the
     ``AverageFusion`` the fuser uses at its other levels, and learns away from it.
 
-    It follows the contract of ``mmrisfusion.models.layers.fusion_blocks``: the fuser fills
-    in ``in_channels`` and, because ``requires_text`` is True, ``token_dim`` and
-    ``num_heads``.
+    It keeps the contract of ``mmrisfusion.models.layers.BaseFusionBlock``: the fuser fills
+    in the ``in_channels`` and ``token_dim`` its constructor declares (it has no attention, so
+    it declares no ``num_heads`` and gets none); ``requires_text`` makes the fuser pass the
+    words; the base class checks the shapes and calls :meth:`fuse`.
 
     Args:
         in_channels (int): Channels of each input map.
         token_dim (int): Channels of the word tokens. Defaults to 256.
         hidden_channels (int): Width of the squeeze layer. Defaults to 64.
-        num_heads (int, optional): Unused; accepted because the fuser passes its
-            ``num_heads`` to every text-conditioned block. Defaults to None.
     """
 
     requires_text = True
 
-    def __init__(self, in_channels: int, token_dim: int = 256, hidden_channels: int = 64,
-                 num_heads: Optional[int] = None) -> None:
-        super().__init__()
-        self.in_channels = in_channels
+    def __init__(self, in_channels: int, token_dim: int = 256,
+                 hidden_channels: int = 64) -> None:
+        super().__init__(in_channels, token_dim)
         self.squeeze = nn.Linear(token_dim + 2 * in_channels, hidden_channels)
         self.excite = nn.Linear(hidden_channels, in_channels)
         nn.init.zeros_(self.excite.weight)
         nn.init.zeros_(self.excite.bias)
 
-    def forward(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor],
-                text_mask: Optional[Tensor]) -> Tensor:
+    def fuse(self, y: Tensor, i: Tensor, text_feats: Tensor, text_mask: Tensor) -> Tensor:
         """Fuse ``y`` and ``i`` with one sentence-driven weight per channel.
 
         Args:
             y (Tensor): VIS-luma features ``(B, C, h, w)``.
             i (Tensor): IR features ``(B, C, h, w)``.
-            text_feats (Tensor, optional): Word tokens ``(B, T, token_dim)``; required.
-            text_mask (Tensor, optional): ``(B, T)``, nonzero for words; required.
+            text_feats (Tensor): Word tokens ``(B, T, token_dim)``.
+            text_mask (Tensor): ``(B, T)``, nonzero for words.
 
         Returns:
             Tensor: ``(1 - alpha) y + alpha i``, ``(B, C, h, w)``.
         """
-        if y.dim() != 4 or y.shape != i.shape or y.shape[1] != self.in_channels:
-            raise ValueError(f'TextChannelGateFusion: y and i must be (B, {self.in_channels}, '
-                             f'h, w) maps, got {tuple(y.shape)} and {tuple(i.shape)}')
-        if text_feats is None or text_mask is None:
-            raise ValueError('TextChannelGateFusion needs text_feats and text_mask')
         mask = text_mask.to(text_feats.dtype).unsqueeze(-1)
         sentence = (text_feats * mask).sum(1) / mask.sum(1).clamp(min=1)
         z = torch.cat([sentence, y.mean((2, 3)), i.mean((2, 3))], dim=1)

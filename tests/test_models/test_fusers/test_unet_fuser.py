@@ -2,10 +2,15 @@ import pytest
 import torch
 
 from mmrisfusion.models.fusers import UNetFuser
-from mmrisfusion.models.losses import (JointGradientLoss, LumaMSELoss, SobelL1Loss, SSIMLoss,
-                                       fusion_luma)
-from mmrisfusion.models.utils import (convert_official_fuser, normalize, rgb_to_luma,
-                                      rgb_to_ycbcr)
+from mmrisfusion.models.layers import BaseFusionBlock
+from mmrisfusion.models.losses import (
+    JointGradientLoss,
+    LumaMSELoss,
+    SobelL1Loss,
+    SSIMLoss,
+    fusion_luma,
+)
+from mmrisfusion.models.utils import convert_official_fuser, normalize, rgb_to_luma, rgb_to_ycbcr
 from mmrisfusion.registry import MODELS
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -88,6 +93,52 @@ def test_injection_levels_are_configurable():
         _tiny(inject_levels=(5, ))
     with pytest.raises(KeyError, match='NoSuchBlock'):
         _tiny(fusion_block=dict(type='NoSuchBlock'))
+
+
+class NoHeadsBlock(BaseFusionBlock):
+    """A text-conditioned plugin without attention: it declares no num_heads."""
+
+    requires_text = True
+
+    def __init__(self, in_channels, token_dim, hidden=3):
+        super().__init__(in_channels, token_dim)
+        self.proj = torch.nn.Linear(token_dim, in_channels)
+
+    def fuse(self, y, i, text_feats, text_mask):
+        return y + i * self.proj(text_feats.mean(1))[..., None, None]
+
+
+class AnyArgsBlock(BaseFusionBlock):
+    """Takes whatever the fuser gives."""
+
+    def __init__(self, **kwargs):
+        super().__init__(kwargs['in_channels'])
+        self.given = kwargs
+
+    def fuse(self, y, i, text_feats, text_mask):
+        return y - i
+
+
+class NotABlock(torch.nn.Module):
+
+    def __init__(self, in_channels):
+        super().__init__()
+
+
+def test_fills_in_only_the_arguments_a_block_declares():
+    fuser = _tiny(fusion_block=dict(type=NoHeadsBlock, hidden=5))
+    assert fuser.requires_text and fuser.net.lang_l3.token_dim == 16
+    assert (fuser.net.lang_l3.in_channels, fuser.net.lang_l4.in_channels) == (16, 32)
+    vis, ir, feats, mask = _inputs()
+    assert fuser(vis, ir, feats, mask).shape == vis.shape
+    fuser = _tiny(fusion_block=dict(type=AnyArgsBlock, num_heads=8))
+    assert not fuser.requires_text and fuser.net.txt is None
+    assert fuser.net.lang_l4.given == dict(in_channels=32, token_dim=16, num_heads=8)
+    assert _tiny(fusion_block=dict(type=AnyArgsBlock)).net.lang_l3.given['num_heads'] == 2
+    with pytest.raises(ValueError, match='fusion_block sets in_channels=7'):
+        _tiny(fusion_block=dict(type='ConcatConvFusion', in_channels=7))
+    with pytest.raises(TypeError, match='NotABlock must say .* requires_text'):
+        _tiny(fusion_block=dict(type=NotABlock))
 
 
 def test_gray_ir_with_one_channel_statistics():
