@@ -1,5 +1,23 @@
+from typing import Mapping, Optional
+
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
+
+
+def sample_name(meta: Optional[Mapping], index: Optional[int] = None) -> str:
+    """A sample's name for error messages: its image name or path, else its batch position.
+
+    Args:
+        meta (Mapping, optional): The sample's metainfo (``sample.metainfo``, or the dict of
+            ``sample.to_dict()`` that metrics receive).
+        index (int, optional): The sample's position in its batch. Defaults to None.
+
+    Returns:
+        str: e.g. ``'00012.png'`` or ``'sample 3 of the batch'``.
+    """
+    meta = meta or {}
+    fallback = 'a sample' if index is None else f'sample {index} of the batch'
+    return str(meta.get('img_name', meta.get('img_path', fallback)))
 
 
 class RISDataSample(SegDataSample):

@@ -16,15 +16,12 @@ from typing import Mapping, Optional, Sequence, Tuple, TypeVar
 import numpy as np
 import torch
 
+from .ris_data_sample import sample_name
+
 ArrayT = TypeVar('ArrayT', np.ndarray, torch.Tensor)
 
 #: The axes each flip direction reverses, counted from the end of a ``(..., H, W)`` map.
 FLIP_AXES = {'horizontal': (-1, ), 'vertical': (-2, ), 'diagonal': (-2, -1)}
-
-
-def _name(meta: Mapping) -> str:
-    """The sample's name for error messages."""
-    return str(meta.get('img_name', meta.get('img_path', 'a sample')))
 
 
 def padding_of(meta: Optional[Mapping]) -> Tuple[int, int, int, int]:
@@ -43,7 +40,7 @@ def padding_of(meta: Optional[Mapping]) -> Tuple[int, int, int, int]:
         return 0, 0, 0, 0
     pad = meta.get('img_padding_size', meta.get('padding_size')) or (0, 0, 0, 0)
     if len(pad) != 4:
-        raise ValueError(f'{_name(meta)}: padding_size must be (left, right, top, bottom), '
+        raise ValueError(f'{sample_name(meta)}: padding_size must be (left, right, top, bottom), '
                          f'got {tuple(pad)}')
     left, right, top, bottom = (int(p) for p in pad)
     return left, right, top, bottom
@@ -100,7 +97,7 @@ def undo_flip(image: ArrayT, meta: Optional[Mapping]) -> ArrayT:
         return image
     direction = meta.get('flip_direction')
     if direction not in FLIP_AXES:
-        raise ValueError(f'{_name(meta)}: flip is set but flip_direction is {direction!r}; '
+        raise ValueError(f'{sample_name(meta)}: flip is set but flip_direction is {direction!r}; '
                          f'expected one of {list(FLIP_AXES)}')
     if isinstance(image, torch.Tensor):
         return image.flip(dims=FLIP_AXES[direction])

@@ -11,14 +11,9 @@ from mmengine.structures import BaseDataElement
 from prettytable import PrettyTable
 
 from mmrisfusion.registry import METRICS
-from mmrisfusion.structures import batch_input, crop_to, padding_of, undo_flip
+from mmrisfusion.structures import batch_input, crop_to, padding_of, sample_name, undo_flip
 
 from ..functional.fusion_metrics import FUSION_METRICS, compute_fusion_metrics, rgb_to_gray
-
-
-def _sample_name(sample: dict, index: int) -> str:
-    """A name for error messages: the image name, else the sample index in the batch."""
-    return str(sample.get('img_name', sample.get('img_path', f'sample {index} of the batch')))
 
 
 def _batch_source(data_batch: Any, modality: str, index: int, name: str) -> torch.Tensor:
@@ -135,7 +130,7 @@ class FusionMetric(BaseMetric):
                 sample = sample.to_dict()
             if sample.get('text_permuted', False):
                 continue  # a mismatched-text pass (MismatchedTextDataset) re-fuses a scored pair
-            name = _sample_name(sample, index)
+            name = sample_name(sample, index)
             if self.fused_key not in sample:
                 raise KeyError(f'{name}: FusionMetric needs the fused image in the data '
                                f"sample's '{self.fused_key}' field; the sample has "

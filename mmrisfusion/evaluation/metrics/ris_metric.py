@@ -10,7 +10,7 @@ from mmengine.structures import BaseDataElement
 from prettytable import PrettyTable
 
 from mmrisfusion.registry import METRICS
-from mmrisfusion.structures import padding_of, undo_flip, unpad
+from mmrisfusion.structures import padding_of, sample_name, undo_flip, unpad
 
 
 def _mask(value: Any, key: str, name: str) -> torch.Tensor:
@@ -115,7 +115,7 @@ class RISMetric(BaseMetric):
         for index, sample in enumerate(data_samples):
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
-            name = str(sample.get('img_name', sample.get('img_path', f'sample {index}')))
+            name = sample_name(sample, index)
             for key in ('pred_sem_seg', 'gt_sem_seg'):
                 if key not in sample:
                     raise KeyError(f"{name}: RISMetric needs '{key}' in each data sample; "
