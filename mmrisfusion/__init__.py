@@ -1,9 +1,9 @@
 """mmrisfusion: text-driven infrared-visible fusion and referring segmentation."""
 import warnings
 
-from .version import __version__
 from .utils.checkpoint import allow_mmengine_checkpoint_types
 from .utils.setup_env import register_config_scope
+from .version import __version__
 
 # The OpenMMLab packages whose versions matter most; their ranges are the package's own
 # requirements (requirements/*.txt, through the installed metadata), so they live in one place.

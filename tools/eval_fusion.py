@@ -23,8 +23,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from prettytable import PrettyTable
 
-from mmrisfusion.evaluation.functional import (FUSION_METRICS, compute_fusion_metrics,
-                                               imread_gray)
+from mmrisfusion.evaluation.functional import FUSION_METRICS, compute_fusion_metrics, imread_gray
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 

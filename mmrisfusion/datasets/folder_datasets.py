@@ -5,6 +5,7 @@ import os.path as osp
 from typing import Any, List, Optional
 
 from mmrisfusion.registry import DATASETS
+
 from .base_ris_dataset import BaseRISDataset, InvalidSampleError
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')

@@ -1,5 +1,8 @@
-from .checkpoint import (allow_mmengine_checkpoint_types, load_weights_only,
-                         mmengine_checkpoint_types)
+from .checkpoint import (
+    allow_mmengine_checkpoint_types,
+    load_weights_only,
+    mmengine_checkpoint_types,
+)
 from .dist import setup_launcher
 from .setup_env import register_all_modules, register_config_scope
 

@@ -37,12 +37,13 @@ def register_all_modules(init_default_scope: bool = True) -> None:
         init_default_scope (bool): Whether to make ``mmrisfusion`` the current default scope.
             Defaults to True.
     """
+    from mmseg.utils import register_all_modules as register_mmseg_modules
+
     import mmrisfusion.datasets  # noqa: F401,F403
     import mmrisfusion.engine  # noqa: F401,F403
     import mmrisfusion.evaluation  # noqa: F401,F403
     import mmrisfusion.models  # noqa: F401,F403
     import mmrisfusion.visualization  # noqa: F401,F403
-    from mmseg.utils import register_all_modules as register_mmseg_modules
     register_mmseg_modules(init_default_scope=False)
 
     if not init_default_scope:

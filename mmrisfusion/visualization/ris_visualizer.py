@@ -8,6 +8,7 @@ from mmengine.visualization import Visualizer
 
 from mmrisfusion.registry import VISUALIZERS
 from mmrisfusion.structures import RISDataSample
+
 from .draw import ArrayLike, draw_ris_panel
 
 

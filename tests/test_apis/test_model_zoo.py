@@ -9,8 +9,13 @@ from mmengine.utils import digit_version
 
 import mmrisfusion
 from mmrisfusion.apis import model_zoo
-from mmrisfusion.apis.model_zoo import (DEPRECATED_NAMES, DEPRECATED_REMOVED_IN, NAME_PATTERN,
-                                        SHORT_NAMES, warn_if_deprecated)
+from mmrisfusion.apis.model_zoo import (
+    DEPRECATED_NAMES,
+    DEPRECATED_REMOVED_IN,
+    NAME_PATTERN,
+    SHORT_NAMES,
+    warn_if_deprecated,
+)
 from mmrisfusion.models.segmentors import RISFusion
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

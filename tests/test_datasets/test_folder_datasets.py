@@ -6,8 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from mmrisfusion.datasets import (InvalidSampleError, IVIFFolderDataset, LoadRISAnnotation,
-                                  LoadRISImages, PackRISInputs, RISFolderDataset)
+from mmrisfusion.datasets import (
+    InvalidSampleError,
+    IVIFFolderDataset,
+    LoadRISAnnotation,
+    LoadRISImages,
+    PackRISInputs,
+    RISFolderDataset,
+)
 
 
 @pytest.fixture

@@ -10,8 +10,15 @@ import torch
 from mmengine.dataset import BaseDataset, pseudo_collate
 from ris_data_helpers import corrupt, npy_bytes, read_rows, write_rows
 
-from mmrisfusion.datasets import (InvalidSampleError, LoadRISAnnotation, LoadRISImages,
-                                  MMRISDataset, PackRISInputs, SyntheticMMRIS, mm_ris_schema)
+from mmrisfusion.datasets import (
+    InvalidSampleError,
+    LoadRISAnnotation,
+    LoadRISImages,
+    MMRISDataset,
+    PackRISInputs,
+    SyntheticMMRIS,
+    mm_ris_schema,
+)
 from mmrisfusion.datasets.synthetic_mmris import encode_png
 from mmrisfusion.registry import DATASETS
 from mmrisfusion.structures import RISDataSample

@@ -10,8 +10,12 @@ import pyarrow.parquet as pq
 from ris_data_helpers import corrupt, read_rows
 
 from mmrisfusion.datasets import MMRISDataset
-from mmrisfusion.datasets.mm_ris_convert import (check_mm_ris, folder_to_parquet,
-                                                 parquet_to_folder, rechunk_parquet)
+from mmrisfusion.datasets.mm_ris_convert import (
+    check_mm_ris,
+    folder_to_parquet,
+    parquet_to_folder,
+    rechunk_parquet,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,8 +1,14 @@
 """MismatchedTextDataset: every row gets another image's expression, marked in the metainfo."""
 import pytest
 
-from mmrisfusion.datasets import (LoadRISAnnotation, LoadRISImages, MismatchedTextDataset,
-                                  MMRISDataset, PackRISInputs, make_synthetic_splits)
+from mmrisfusion.datasets import (
+    LoadRISAnnotation,
+    LoadRISImages,
+    MismatchedTextDataset,
+    MMRISDataset,
+    PackRISInputs,
+    make_synthetic_splits,
+)
 
 
 @pytest.fixture(scope='module')

@@ -9,8 +9,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 
-from mmrisfusion.evaluation import (FUSION_METRICS, FusionMetric, compute_fusion_metrics,
-                                    rgb_to_gray)
+from mmrisfusion.evaluation import FUSION_METRICS, FusionMetric, compute_fusion_metrics, rgb_to_gray
 from mmrisfusion.registry import METRICS
 from mmrisfusion.structures import RISDataSample
 

@@ -5,12 +5,25 @@ import math
 import numpy as np
 import pytest
 
-from mmrisfusion.evaluation.functional import (FUSION_METRICS, average_gradient,
-                                               compute_fusion_metrics,
-                                               correlation_coefficient, entropy, imread_gray,
-                                               mse, mutual_information, nabf, psnr, qabf,
-                                               rgb_to_gray, scd, spatial_frequency, ssim,
-                                               standard_deviation, vif)
+from mmrisfusion.evaluation.functional import (
+    FUSION_METRICS,
+    average_gradient,
+    compute_fusion_metrics,
+    correlation_coefficient,
+    entropy,
+    imread_gray,
+    mse,
+    mutual_information,
+    nabf,
+    psnr,
+    qabf,
+    rgb_to_gray,
+    scd,
+    spatial_frequency,
+    ssim,
+    standard_deviation,
+    vif,
+)
 
 REL_TOL = 1e-4
 ABS_TOL = 1e-6

@@ -6,13 +6,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmrisfusion.models.utils.ckpt_convert import (BERT_BASE_CONFIG, convert_hf_bert,
-                                                   convert_lavt_official,
-                                                   convert_official_fuser,
-                                                   convert_swin_official,
-                                                   infer_lavt_arch, official_fuser_config,
-                                                   resize_relative_position_table,
-                                                   swin_relative_position_index)
+from mmrisfusion.models.utils.ckpt_convert import (
+    BERT_BASE_CONFIG,
+    convert_hf_bert,
+    convert_lavt_official,
+    convert_official_fuser,
+    convert_swin_official,
+    infer_lavt_arch,
+    official_fuser_config,
+    resize_relative_position_table,
+    swin_relative_position_index,
+)
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
 

@@ -3,9 +3,16 @@ import numpy as np
 import pytest
 import torch
 
-from mmrisfusion.visualization.draw import (GT_COLOR, PRED_COLOR, draw_ris_panel, make_panel,
-                                           overlay_mask, resize_to, to_binary_mask,
-                                           to_uint8_image)
+from mmrisfusion.visualization.draw import (
+    GT_COLOR,
+    PRED_COLOR,
+    draw_ris_panel,
+    make_panel,
+    overlay_mask,
+    resize_to,
+    to_binary_mask,
+    to_uint8_image,
+)
 
 
 def test_to_uint8_image_layouts():

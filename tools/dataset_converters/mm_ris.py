@@ -15,8 +15,12 @@ Examples:
 import argparse
 import sys
 
-from mmrisfusion.datasets.mm_ris_convert import (check_mm_ris, folder_to_parquet,
-                                                 parquet_to_folder, rechunk_parquet)
+from mmrisfusion.datasets.mm_ris_convert import (
+    check_mm_ris,
+    folder_to_parquet,
+    parquet_to_folder,
+    rechunk_parquet,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

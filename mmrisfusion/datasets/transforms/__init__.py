@@ -1,8 +1,15 @@
 from .formatting import PackRISInputs
 from .loading import LoadRISAnnotation, LoadRISImages, decode_image
 from .text import TokenizeText, load_tokenizer
-from .transforms import (RISPhotoMetricDistortion, RISRandomCrop, RISRandomFlip, RISResize,
-                         RISResizePad, resize_array, swap_direction_words)
+from .transforms import (
+    RISPhotoMetricDistortion,
+    RISRandomCrop,
+    RISRandomFlip,
+    RISResize,
+    RISResizePad,
+    resize_array,
+    swap_direction_words,
+)
 
 __all__ = [
     'LoadRISImages', 'LoadRISAnnotation', 'RISResize', 'RISResizePad', 'RISRandomCrop',

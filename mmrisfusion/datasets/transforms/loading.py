@@ -8,6 +8,7 @@ from mmcv.transforms import BaseTransform
 from mmengine import fileio
 
 from mmrisfusion.registry import TRANSFORMS
+
 from ..base_ris_dataset import InvalidSampleError
 
 DECODE_BACKENDS = ('pillow', 'cv2')

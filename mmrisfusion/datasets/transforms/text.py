@@ -7,6 +7,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmrisfusion.registry import TRANSFORMS
+
 from ..base_ris_dataset import InvalidSampleError
 
 

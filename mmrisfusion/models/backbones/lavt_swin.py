@@ -23,6 +23,7 @@ from torch import Tensor
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
 from mmrisfusion.utils.typing_utils import OptConfigType, OptMultiConfig
+
 from ..layers.lavt_fusion import PWAM, LanguageGate
 from ..utils.ckpt_convert import convert_swin_official
 

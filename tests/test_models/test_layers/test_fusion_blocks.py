@@ -1,8 +1,12 @@
 import pytest
 import torch
 
-from mmrisfusion.models.layers import (AverageFusion, ConcatConvFusion, LangGatedFusion,
-                                       TextFreeGateFusion)
+from mmrisfusion.models.layers import (
+    AverageFusion,
+    ConcatConvFusion,
+    LangGatedFusion,
+    TextFreeGateFusion,
+)
 from mmrisfusion.registry import MODELS
 
 B, C, T, D = 2, 4, 6, 32

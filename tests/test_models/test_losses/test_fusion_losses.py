@@ -2,8 +2,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmrisfusion.models.losses import (JointGradientLoss, LumaMSELoss, SobelL1Loss, SSIMLoss,
-                                       fusion_luma, sobel_magnitudes)
+from mmrisfusion.models.losses import (
+    JointGradientLoss,
+    LumaMSELoss,
+    SobelL1Loss,
+    SSIMLoss,
+    fusion_luma,
+    sobel_magnitudes,
+)
 from mmrisfusion.registry import MODELS
 
 # The published run: lambda 3.0 and these term weights (docs/risfusion.md#fusion-loss).
