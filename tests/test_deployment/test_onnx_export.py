@@ -232,3 +232,25 @@ def test_export_tool_refuses_an_unsupported_config(tmp_path, tiny_ris_config_fil
         runpy.run_path(str(REPO_ROOT / 'tools' / 'deployment' / 'pytorch2onnx.py'),
                        run_name='__main__')
     assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_benchmark_times_both_runtimes(exported, model, pair, tmp_path):
+    benchmark = load_script('tools/analysis_tools/benchmark.py')
+    results = dict(img_name='pair', sample_idx=0, source='test', seg_fields=[],
+                   vis_path=pair[0], ir_path=pair[1], text=TEXT)
+    batch = pseudo_collate([Compose(inference_pipeline(model.cfg))(results)])
+    report = benchmark.onnx_vs_pytorch(model, batch, iters=2, warmup=1,
+                                       onnx_file=str(exported[0]))
+    for runtime in ('pytorch', 'onnxruntime'):
+        assert 0 < report[runtime]['min_ms'] <= report[runtime]['mean_ms']
+    assert report['speedup'] == pytest.approx(
+        report['pytorch']['mean_ms'] / report['onnxruntime']['mean_ms'])
+    assert report['threads'] == torch.get_num_threads()
+    assert report['max_abs_diff']['seg_logits'] < 1e-2  # TNO's float32 noise: see above
+    other = tmp_path / 'other.onnx'
+    other.symlink_to(exported[0])
+    meta = json.loads(exported[0].with_suffix('.json').read_text())
+    meta['preprocess']['input_size'] = [32, 32]
+    other.with_suffix('.json').write_text(json.dumps(meta))
+    with pytest.raises(SystemExit, match=r'takes \[32, 32\] inputs, the test sample is'):
+        benchmark.onnx_vs_pytorch(model, batch, iters=1, warmup=0, onnx_file=str(other))
