@@ -10,7 +10,7 @@ model: the decoding, resizing and normalisation of the config's test pipeline an
 tokenizer, so the inputs are those PyTorch gets. Writes ``fused.png``, ``mask.png`` (0 or
 255) and ``overlay.png`` (the mask in red on the fused image) at the pair's own size, as
 ``demo/image_demo.py`` does. Needs numpy, OpenCV, Pillow, onnxruntime and tokenizers only
-(``pip install onnxruntime tokenizers opencv-python-headless pillow``).
+(``pip install onnxruntime tokenizers opencv-python pillow``).
 """
 import argparse
 import io

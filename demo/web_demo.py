@@ -110,6 +110,9 @@ def check_image_file(path: Optional[str], what: str, limits: Limits) -> Tuple[in
     try:
         with Image.open(path) as image:  # reads the header only
             width, height = image.size
+    except Image.DecompressionBombError:  # more pixels than Pillow agrees to handle
+        raise UploadError(f'The {what} image {name} has far more pixels than the '
+                          f'{limits.max_side} px per side accepted.') from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise UploadError(f'The {what} file {name} is not an image this page can read '
                           '(PNG, JPEG, BMP, TIFF, WebP).') from None
@@ -197,7 +200,11 @@ class WebDemo:
         if not text or not text.strip():
             return (*nothing, 'Type an expression, e.g. *the person on the left*.', loaded)
         try:
-            key = tuple(_file_key(p) if p else None for p in (vis_path, ir_path))
+            try:
+                key = tuple(_file_key(p) if p else None for p in (vis_path, ir_path))
+            except OSError:
+                raise UploadError('An uploaded file is gone from the server; upload it '
+                                  'again.') from None
             reused = loaded is not None and loaded.key == key
             if not reused:
                 loaded = self.load(vis_path, ir_path)

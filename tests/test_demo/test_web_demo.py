@@ -4,10 +4,12 @@ import importlib.util
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
 import cv2
@@ -56,6 +58,15 @@ def bad_files(tmp_path_factory, data_dir):
     cv2.imwrite(str(folder / 'one_pixel.png'), np.zeros((1, 1), np.uint8))
     cv2.imwrite(str(folder / 'wide.png'), np.zeros((16, 5000), np.uint8))
     cv2.imwrite(str(folder / 'other_size.png'), np.zeros((40, 50, 3), np.uint8))
+    # A PNG that announces 30000 x 30000 px, the header of a decompression bomb.
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack('>I', len(data)) + kind + data
+                + struct.pack('>I', zlib.crc32(kind + data)))
+
+    (folder / 'bomb.png').write_bytes(
+        b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 30000, 30000, 8, 0,
+                                                           0, 0, 0))
+        + chunk(b'IDAT', zlib.compress(b'')) + chunk(b'IEND', b''))
     noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
     cv2.imwrite(str(folder / 'large.png'), noise)  # 1.4 MiB: above the server's 1 MiB
     return folder
@@ -93,6 +104,8 @@ def test_run_loads_a_pair_once_for_many_expressions(web_demo, page_logic, monkey
     ('text', 'is not an image this page can read'),
     ('one_pixel', 'is 1x1 px; at least 16 px per side'),
     ('wide', 'is 5000x16 px; at most 4096 px per side'),
+    ('bomb', 'has far more pixels than the 4096 px per side accepted'),
+    ('gone', 'An uploaded file is gone from the server'),
     ('sizes', 'is 360x270 px but the infrared one is 50x40 px'),
     ('missing', 'Upload the infrared image'),
     ('large_file', 'at most 0.001 MiB'),
@@ -108,6 +121,10 @@ def test_bad_uploads_get_a_message(web_demo, page_logic, bad_files, data_dir, ca
         vis = ir = str(bad_files / 'one_pixel.png')
     elif case == 'wide':
         vis = ir = str(bad_files / 'wide.png')
+    elif case == 'bomb':
+        vis = str(bad_files / 'bomb.png')
+    elif case == 'gone':
+        vis = str(bad_files / 'deleted.png')
     elif case == 'sizes':
         ir = str(bad_files / 'other_size.png')
     elif case == 'missing':
