@@ -1,6 +1,5 @@
 """demo/web_demo.py: the page's functions, the running server through gradio_client, and
 (where Chromium is installed) a real browser."""
-import importlib.util
 import os
 import shutil
 import socket
@@ -15,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from mmrisfusion.apis import init_model
 
@@ -25,29 +23,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_TIMEOUT = 180  # seconds to start the server (imports, model) on a loaded 2-core CPU
 
 
-def load_script(relative: str):
-    spec = importlib.util.spec_from_file_location(Path(relative).stem, REPO_ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope='module')
+def web_demo(load_repo_script):
+    return load_repo_script('demo/web_demo.py')
 
 
 @pytest.fixture(scope='module')
-def web_demo():
-    return load_script('demo/web_demo.py')
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory, tiny_ris_config_file):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
-    torch.save(init_model(tiny_ris_config_file).state_dict(), path)
-    return str(path)
-
-
-@pytest.fixture(scope='module')
-def page_logic(web_demo, tiny_ris_config_file, checkpoint):
-    return web_demo.WebDemo(init_model(tiny_ris_config_file, checkpoint))
+def page_logic(web_demo, tiny_ris_config_file, tiny_ris_checkpoint):
+    return web_demo.WebDemo(init_model(tiny_ris_config_file, tiny_ris_checkpoint))
 
 
 @pytest.fixture(scope='module')
@@ -185,9 +168,9 @@ def stop_server(server: subprocess.Popen) -> str:
 
 
 @pytest.fixture(scope='module')
-def server(tiny_ris_config_file, checkpoint):
+def server(tiny_ris_config_file, tiny_ris_checkpoint):
     port = free_port()
-    process = start_server(tiny_ris_config_file, checkpoint, port)
+    process = start_server(tiny_ris_config_file, tiny_ris_checkpoint, port)
     yield f'http://127.0.0.1:{port}/'
     print(stop_server(process))
 
@@ -228,9 +211,9 @@ def chromium_binaries():
     return browser, driver
 
 
-def test_example_in_a_real_browser(server, tmp_path):
+def test_example_in_a_real_browser(server, tmp_path, load_repo_script):
     browser, driver = chromium_binaries()
-    browser_check = load_script('demo/web_demo_browser.py')
+    browser_check = load_repo_script('demo/web_demo_browser.py')
     screenshot = tmp_path / 'page.png'
     text = browser_check.screenshot_example(server, screenshot, browser=browser, driver=driver,
                                             timeout=120)

@@ -1,7 +1,6 @@
 """ONNX export of the tiny RIS-FUSION: the tool, ONNX Runtime equality, the torch-free demo."""
 import contextlib
 import copy
-import importlib.util
 import io
 import json
 import runpy
@@ -37,16 +36,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEXT = 'the warm person on the left'
 
 
-def load_script(relative: str):
-    spec = importlib.util.spec_from_file_location(Path(relative).stem, REPO_ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
-def onnx_demo():
-    return load_script('demo/onnx_demo.py')
+def onnx_demo(load_repo_script):
+    return load_repo_script('demo/onnx_demo.py')
 
 
 @pytest.fixture(scope='module')
@@ -56,26 +48,17 @@ def pair(data_dir):
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory, tiny_ris_config_file):
-    torch.manual_seed(0)
-    model = init_model(tiny_ris_config_file)
-    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
-    torch.save(model.state_dict(), path)
-    return str(path)
+def model(tiny_ris_config_file, tiny_ris_checkpoint):
+    return init_model(tiny_ris_config_file, tiny_ris_checkpoint)
 
 
 @pytest.fixture(scope='module')
-def model(tiny_ris_config_file, checkpoint):
-    return init_model(tiny_ris_config_file, checkpoint)
-
-
-@pytest.fixture(scope='module')
-def exported(tmp_path_factory, tiny_ris_config_file, checkpoint):
+def exported(tmp_path_factory, tiny_ris_config_file, tiny_ris_checkpoint):
     """One run of tools/deployment/pytorch2onnx.py: the .onnx file and what it printed."""
     out = tmp_path_factory.mktemp('onnx') / 'tiny.onnx'
     printed = io.StringIO()
-    argv = ['pytorch2onnx.py', tiny_ris_config_file, checkpoint, '--shape', '64', '64',
-            '--out', str(out)]
+    argv = ['pytorch2onnx.py', tiny_ris_config_file, tiny_ris_checkpoint, '--shape', '64',
+            '64', '--out', str(out)]
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setattr(sys, 'argv', argv)
         runpy.run_path(str(REPO_ROOT / 'tools' / 'deployment' / 'pytorch2onnx.py'),
@@ -218,15 +201,15 @@ def test_unsupported_configs_are_named(model, monkeypatch):
         preprocessing_spec(model)
 
 
-def test_export_tool_refuses_an_unsupported_config(tmp_path, tiny_ris_config_file, checkpoint,
-                                                    monkeypatch):
+def test_export_tool_refuses_an_unsupported_config(tmp_path, tiny_ris_config_file,
+                                                    tiny_ris_checkpoint, monkeypatch):
     cfg = Config.fromfile(tiny_ris_config_file)
     for step in cfg.test_dataloader.dataset.pipeline:
         if step['type'] == 'RISResize':
             step['keep_ratio'] = True
     config = tmp_path / 'keep_ratio.py'
     cfg.dump(str(config))
-    monkeypatch.setattr(sys, 'argv', ['pytorch2onnx.py', str(config), checkpoint,
+    monkeypatch.setattr(sys, 'argv', ['pytorch2onnx.py', str(config), tiny_ris_checkpoint,
                                       '--out', str(tmp_path / 'x.onnx')])
     with pytest.raises(SystemExit, match='cannot export: .*keep_ratio'):
         runpy.run_path(str(REPO_ROOT / 'tools' / 'deployment' / 'pytorch2onnx.py'),
@@ -234,8 +217,8 @@ def test_export_tool_refuses_an_unsupported_config(tmp_path, tiny_ris_config_fil
     assert not (tmp_path / 'x.onnx').exists()
 
 
-def test_benchmark_times_both_runtimes(exported, model, pair, tmp_path):
-    benchmark = load_script('tools/analysis_tools/benchmark.py')
+def test_benchmark_times_both_runtimes(exported, model, pair, tmp_path, load_repo_script):
+    benchmark = load_repo_script('tools/analysis_tools/benchmark.py')
     results = dict(img_name='pair', sample_idx=0, source='test', seg_fields=[],
                    vis_path=pair[0], ir_path=pair[1], text=TEXT)
     batch = pseudo_collate([Compose(inference_pipeline(model.cfg))(results)])
