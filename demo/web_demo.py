@@ -42,6 +42,8 @@ DEMO_WORK_DIR = 'work_dirs/demo'
 EXAMPLES_DIR = Path(__file__).resolve().parent / 'examples'
 PREVIEW_SIDE = 256
 IMAGE_HEIGHT = 280  # pixels on the page
+# Small images (the examples are 128 px) fill their box instead of sitting in its middle.
+PAGE_CSS = '.scaled img { width: 100%; height: 100%; object-fit: contain; }'
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,7 @@ class WebDemo:
             with gr.Row():
                 vis_preview, ir_preview, fused, overlay = (
                     gr.Image(label=label, interactive=False, format='png', height=IMAGE_HEIGHT,
-                             elem_id=elem_id)
+                             elem_id=elem_id, elem_classes=['scaled'])
                     for label, elem_id in (('Visible', 'vis'), ('Infrared', 'ir'),
                                            ('Fused', 'fused'), ('Mask (red) on fused', 'mask')))
             if examples:
@@ -314,7 +316,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f'serving on {args.host}: anyone who reaches this machine can use the model')
     page.launch(server_name=args.host, server_port=args.port,
                 max_file_size=int(limits.max_file_mb * 2**20),
-                allowed_paths=[str(EXAMPLES_DIR)], show_error=False)
+                allowed_paths=[str(EXAMPLES_DIR)], show_error=False, css=PAGE_CSS)
 
 
 if __name__ == '__main__':

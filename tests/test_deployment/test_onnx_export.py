@@ -229,7 +229,8 @@ def test_benchmark_times_both_runtimes(exported, model, pair, tmp_path, load_rep
     assert report['speedup'] == pytest.approx(
         report['pytorch']['mean_ms'] / report['onnxruntime']['mean_ms'])
     assert report['threads'] == torch.get_num_threads()
-    assert report['max_abs_diff']['seg_logits'] < 1e-2  # TNO's float32 noise: see above
+    for name in OUTPUT_NAMES:  # within PyTorch's own float32 noise (see above)
+        assert report['max_abs_diff'][name] <= 1e-4 + 2 * report['float32_noise'][name]
     other = tmp_path / 'other.onnx'
     other.symlink_to(exported[0])
     meta = json.loads(exported[0].with_suffix('.json').read_text())

@@ -106,12 +106,14 @@ def onnx_vs_pytorch(model: torch.nn.Module, test_batch: dict, iters: int, warmup
 
     Returns:
         dict: ``pytorch`` and ``onnxruntime`` (mean/median/min ms), ``speedup`` (PyTorch
-        mean / ONNX Runtime mean), ``max_abs_diff`` on this sample, ``threads``.
+        mean / ONNX Runtime mean), ``max_abs_diff`` on this sample and, for scale, PyTorch's
+        own ``float32_noise`` on it (float32 against float64), ``threads``.
     """
     from mmrisfusion.deployment import (
         INPUT_NAMES,
         RISFusionForExport,
         export_onnx,
+        float32_noise,
         max_abs_diff,
         onnx_session,
     )
@@ -143,8 +145,8 @@ def onnx_vs_pytorch(model: torch.nn.Module, test_batch: dict, iters: int, warmup
     return dict(pytorch=summarise(times['pytorch']), onnxruntime=summarise(times['onnxruntime']),
                 speedup=statistics.fmean(times['pytorch']) / statistics.fmean(
                     times['onnxruntime']),
-                max_abs_diff=max_abs_diff(session, module, [args]), threads=threads,
-                onnx_file=given)
+                max_abs_diff=max_abs_diff(session, module, [args]),
+                float32_noise=float32_noise(module, [args]), threads=threads, onnx_file=given)
 
 
 def main() -> None:
@@ -228,7 +230,9 @@ def main() -> None:
               f"mean vs PyTorch {onnx_report['pytorch']['mean_ms']:.1f} ms "
               f"(x{onnx_report['speedup']:.2f}, {onnx_report['threads']} threads each); max "
               'abs diff ' + ', '.join(f'{k} {v:.1e}'
-                                      for k, v in onnx_report['max_abs_diff'].items()))
+                                      for k, v in onnx_report['max_abs_diff'].items())
+              + ' (PyTorch float32 vs float64: ' + ', '.join(
+                  f'{k} {v:.1e}' for k, v in onnx_report['float32_noise'].items()) + ')')
     if args.out is not None:
         with open(args.out, 'w') as f:
             json.dump(report, f, indent=2)
