@@ -1,4 +1,5 @@
 """Launcher set-up shared by ``tools/train.py`` and ``tools/test.py``."""
+import atexit
 import os
 import subprocess
 
@@ -19,6 +20,17 @@ def _export_slurm_env() -> None:
         nodes = os.environ['SLURM_NODELIST']
         os.environ['MASTER_ADDR'] = subprocess.getoutput(
             f'scontrol show hostname {nodes} | head -n1')
+
+
+def _destroy_process_group() -> None:
+    """Tear the process group down while the interpreter is still alive.
+
+    Left to interpreter finalisation, gloo's worker threads can still hold work whose tensors
+    need the GIL, and the process aborts on exit (SIGABRT, "terminate called without an
+    active exception") after an otherwise successful run.
+    """
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def setup_launcher(cfg: Config, launcher: str) -> None:
@@ -43,6 +55,7 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
         _export_slurm_env()
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo', init_method='env://')
+        atexit.register(_destroy_process_group)
     wrapper = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
                    find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper.update(cfg.get('model_wrapper_cfg') or {})
