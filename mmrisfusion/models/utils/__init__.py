@@ -14,8 +14,10 @@ from .ckpt_convert import (
     convert_risfusion_official,
     convert_swin_official,
     infer_lavt_arch,
+    ldfusion_official_config,
     load_hf_bert_folder,
     official_fuser_config,
+    to_ldfusion_official,
 )
 from .color import (
     IMAGENET_MEAN_01,
@@ -36,8 +38,8 @@ __all__ = [
     'IMAGENET_STD_255', 'PUBLISHED_AFFINE', 'build_module', 'convert_hf_bert',
     'convert_lavt_official', 'convert_ldfusion_official', 'convert_official_fuser',
     'convert_risfusion_official', 'convert_swin_official', 'cut_patches', 'cut_training_crops',
-    'denormalize', 'infer_lavt_arch', 'load_hf_bert_folder', 'normalize',
-    'official_fuser_config', 'rgb_to_luma', 'rgb_to_luma_uint8', 'rgb_to_ycbcr',
-    'sample_affine_crops',
+    'denormalize', 'infer_lavt_arch', 'ldfusion_official_config', 'load_hf_bert_folder',
+    'normalize', 'official_fuser_config', 'rgb_to_luma', 'rgb_to_luma_uint8', 'rgb_to_ycbcr',
+    'sample_affine_crops', 'to_ldfusion_official',
     'ycbcr_to_rgb'
 ]

@@ -503,9 +503,8 @@ def _numbered(state_dict: Dict[str, Tensor], prefix: str) -> Dict[int, str]:
             if (m := pattern.match(key)) is not None}
 
 
-def _ldfusion_key_map(enc: Dict[str, Tensor], dec: Dict[str, Tensor]
-                      ) -> Tuple[Dict[str, str], dict]:
-    """Published module prefixes -> ours, and the :class:`LDFusionNet` config, from shapes.
+def _ldfusion_names(num_down: int, num_res: int) -> Dict[str, str]:
+    """Published module prefixes -> ours (weights and biases keep their leaf names).
 
     The published layout (``nn.Sequential`` indices): content encoder ``model.1`` (7x7),
     ``model.4, 7, ...`` (stride 2), then residual blocks (``block.1``, ``block.5``); style
@@ -513,35 +512,6 @@ def _ldfusion_key_map(enc: Dict[str, Tensor], dec: Dict[str, Tensor]
     decoder ``model_local.R.block.{1,5}`` (AdaIN blocks), ``model_up.3k`` (transposed convs),
     ``model_up.3k+1`` (layer norms), the 7x7 output conv, ``mlp.model.{0,2,4}``.
     """
-    content = _numbered(enc, 'content_encoder1.model')
-    style = sorted(_numbered(enc, 'style_encoder1.model'))
-    if 1 not in content or len(style) < 3:
-        raise KeyError('not a published LDFusion encoder state dict: expected '
-                       "'content_encoder1.model.1.weight' and style_encoder1 convolutions, "
-                       f'got keys like {sorted(enc)[:4]}')
-    num_down = len(content) - 1
-    num_res = len({key.split('.')[2] for key in enc
-                   if key.startswith('content_encoder1.') and '.block.' in key})
-    if len(style) != num_down + 2:
-        raise ValueError(f'the published style encoder has {len(style) - 2} stride-2 '
-                         f'convolutions and the content encoder {num_down}; LDFusionNet '
-                         'needs as many in both')
-    base = enc['content_encoder1.model.1.weight']
-    if base.shape[1] != 1:
-        raise ValueError(f'LDFusionNet encodes single-channel images; the published encoder '
-                         f'takes {base.shape[1]} channels')
-    style_out = enc[f'style_encoder1.model.{style[-1]}.weight']
-    mlp = sorted(_numbered(dec, 'mlp.model'))
-    if mlp != [0, 2, 4]:
-        raise KeyError(f'expected the published 3-layer MLP mlp.model.{{0,2,4}}, got layers '
-                       f'{mlp}')
-    cfg = dict(type='LDFusionNet', base_channels=int(base.shape[0]), num_downsample=num_down,
-               num_res=num_res,
-               style_channels=max(int(enc[f'style_encoder1.model.{n}.weight'].shape[0])
-                                  for n in style[1:-1]),
-               style_dim=int(style_out.shape[0]),
-               mlp_channels=int(dec['mlp.model.0.weight'].shape[0]))
-
     names = {}
     for index, ours in ((1, 'vis_encoder'), (2, 'ir_encoder')):
         theirs = f'content_encoder{index}.model'
@@ -553,9 +523,10 @@ def _ldfusion_key_map(enc: Dict[str, Tensor], dec: Dict[str, Tensor]
             names[f'{block}.1'] = f'{ours}.content.{1 + num_down + r}.block.0.conv'
             names[f'{block}.5'] = f'{ours}.content.{1 + num_down + r}.block.1.conv'
         theirs = f'style_encoder{index}.model'
-        for k, number in enumerate(style[:-1]):
-            names[f'{theirs}.{number}'] = f'{ours}.style.{k}.conv'
-        names[f'{theirs}.{style[-1]}'] = f'{ours}.style.{num_down + 2}'
+        names[f'{theirs}.1'] = f'{ours}.style.0.conv'
+        for k in range(num_down):
+            names[f'{theirs}.{3 + 2 * k}'] = f'{ours}.style.{1 + k}.conv'
+        names[f'{theirs}.{4 + 2 * num_down}'] = f'{ours}.style.{num_down + 2}'
     for r in range(num_res):
         names[f'model_local.{r}.block.1'] = f'adain_blocks.{r}.conv1.conv'
         names[f'model_local.{r}.block.5'] = f'adain_blocks.{r}.conv2.conv'
@@ -563,9 +534,48 @@ def _ldfusion_key_map(enc: Dict[str, Tensor], dec: Dict[str, Tensor]
         names[f'model_up.{3 * k}'] = f'upsample.{3 * k}'
         names[f'model_up.{3 * k + 1}'] = f'upsample.{3 * k + 1}'
     names[f'model_up.{3 * num_down + 1}'] = 'head.conv'
-    for number in mlp:
+    for number in (0, 2, 4):
         names[f'mlp.model.{number}'] = f'mlp.{number}'
-    return names, cfg
+    return names
+
+
+def ldfusion_official_config(enc: Dict[str, Tensor], dec: Dict[str, Tensor]) -> dict:
+    """The :class:`LDFusionNet` config of the published state dicts, read from the shapes.
+
+    Args:
+        enc (dict[str, Tensor]): The published ``Encoder`` state dict.
+        dec (dict[str, Tensor]): The published ``Decoder`` state dict.
+
+    Returns:
+        dict: ``dict(type='LDFusionNet', base_channels=..., num_downsample=..., num_res=...,
+        style_channels=..., style_dim=..., mlp_channels=...)``.
+    """
+    content = _numbered(enc, 'content_encoder1.model')
+    style = sorted(_numbered(enc, 'style_encoder1.model'))
+    if 1 not in content or len(style) < 3:
+        raise KeyError('not a published LDFusion encoder state dict: expected '
+                       "'content_encoder1.model.1.weight' and style_encoder1 convolutions, "
+                       f'got keys like {sorted(enc)[:4]}')
+    num_down = len(content) - 1
+    if len(style) != num_down + 2:
+        raise ValueError(f'the published style encoder has {len(style) - 2} stride-2 '
+                         f'convolutions and the content encoder {num_down}; LDFusionNet '
+                         'needs as many in both')
+    base = enc['content_encoder1.model.1.weight']
+    if base.shape[1] != 1:
+        raise ValueError(f'LDFusionNet encodes single-channel images; the published encoder '
+                         f'takes {base.shape[1]} channels')
+    mlp = sorted(_numbered(dec, 'mlp.model'))
+    if mlp != [0, 2, 4]:
+        raise KeyError(f'expected the published 3-layer MLP mlp.model.{{0,2,4}}, got layers '
+                       f'{mlp}')
+    return dict(type='LDFusionNet', base_channels=int(base.shape[0]), num_downsample=num_down,
+                num_res=len({key.split('.')[2] for key in enc
+                             if key.startswith('content_encoder1.') and '.block.' in key}),
+                style_channels=max(int(enc[f'style_encoder1.model.{n}.weight'].shape[0])
+                                   for n in style[1:-1]),
+                style_dim=int(enc[f'style_encoder1.model.{style[-1]}.weight'].shape[0]),
+                mlp_channels=int(dec['mlp.model.0.weight'].shape[0]))
 
 
 def _unwrap_module(state_dict: Dict[str, Tensor], what: str) -> Dict[str, Tensor]:
@@ -600,7 +610,8 @@ def convert_ldfusion_official(enc: Dict[str, Tensor], dec: Dict[str, Tensor]
     """
     enc = _unwrap_module(enc, 'encoder')
     dec = _unwrap_module(dec, 'decoder')
-    names, cfg = _ldfusion_key_map(enc, dec)
+    cfg = ldfusion_official_config(enc, dec)
+    names = _ldfusion_names(cfg['num_downsample'], cfg['num_res'])
     out = OrderedDict()
     unused = []
     for key, value in [*enc.items(), *dec.items()]:
@@ -613,3 +624,37 @@ def convert_ldfusion_official(enc: Dict[str, Tensor], dec: Dict[str, Tensor]
         raise KeyError(f'the published LDFusion state dicts have tensors with no place in '
                        f'LDFusionNet: {unused[:5]}')
     return out, cfg
+
+
+def to_ldfusion_official(state_dict: Dict[str, Tensor], num_downsample: int = 3,
+                         num_res: int = 2) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    """:class:`LDFusionNet` weights -> the published ``Enc`` and ``Dec`` state dicts.
+
+    The inverse of :func:`convert_ldfusion_official`, dummy AdaIN buffers included, so that the
+    published test script loads (strictly) a network trained here.
+
+    Args:
+        state_dict (dict[str, Tensor]): ``LDFusionNet.state_dict()`` (a ``fuser.`` prefix,
+            as in a ``FusionModel`` checkpoint, is removed).
+        num_downsample (int): The network's ``num_downsample``. Defaults to 3.
+        num_res (int): The network's ``num_res``. Defaults to 2.
+
+    Returns:
+        tuple[dict, dict]: The encoder and decoder state dicts, published names.
+    """
+    state_dict = {key.removeprefix('fuser.'): value for key, value in state_dict.items()}
+    ours = {value: key for key, value in _ldfusion_names(num_downsample, num_res).items()}
+    enc, dec = OrderedDict(), OrderedDict()
+    for key, value in state_dict.items():
+        module, _, leaf = key.rpartition('.')
+        if module not in ours:
+            raise KeyError(f'{key} is not an LDFusionNet tensor of num_downsample='
+                           f'{num_downsample}, num_res={num_res}')
+        theirs = f'{ours[module]}.{leaf}'
+        (enc if theirs.startswith(('content_', 'style_')) else dec)[theirs] = value
+    channels = state_dict['adain_blocks.0.conv1.conv.weight'].shape[0]
+    for r in range(num_res):
+        for norm in (2, 6):
+            dec[f'model_local.{r}.block.{norm}.running_mean'] = torch.zeros(channels)
+            dec[f'model_local.{r}.block.{norm}.running_var'] = torch.ones(channels)
+    return enc, dec

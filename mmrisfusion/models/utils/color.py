@@ -105,8 +105,8 @@ def rgb_to_luma_uint8(img: Tensor) -> Tensor:
 
     OpenCV computes it in fixed point, ``Y = (4899 R + 9617 G + 1868 B + 8192) >> 14`` on
     0..255 values: the BT.601 luma rounded to 8 bits, up to its 14-bit coefficients
-    (LDFusion's training data, docs/ldfusion.md#training-recipe). The 8-bit values are recovered by rounding, so
-    ``img`` must hold 8-bit images (``u8 / 255`` up to float error).
+    (LDFusion's training data, docs/ldfusion.md#training-recipe). The 8-bit values are
+    recovered by rounding, so ``img`` must hold 8-bit images (``u8 / 255`` up to float error).
 
     Args:
         img (Tensor): RGB ``(B, 3, H, W)`` images in 0..1.

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmrisfusion.models.fusers import LDFusionNet
-from mmrisfusion.models.utils.ckpt_convert import convert_ldfusion_official
+from mmrisfusion.models.utils import convert_ldfusion_official, to_ldfusion_official
 from mmrisfusion.registry import MODELS
 
 #: Parameters of the published network (Encoder + Decoder).
@@ -121,3 +121,21 @@ def test_convert_the_published_layout(data_dir):
         convert_ldfusion_official(dec, enc)
     with pytest.raises(TypeError, match='state dict of tensors'):
         convert_ldfusion_official({'Enc': enc}, dec)
+
+
+def test_export_to_the_published_layout_round_trips(data_dir):
+    """Our weights under the published names (for the published test script), and back."""
+    torch.manual_seed(0)
+    net = LDFusionNet()
+    enc, dec = to_ldfusion_official(net.state_dict())
+    keys = json.loads((data_dir / 'ldfusion' / 'keys_official.json').read_text())
+    assert {k: list(v.shape) for k, v in enc.items()} == keys['Enc']
+    assert {k: list(v.shape) for k, v in dec.items()} == keys['Dec']
+    back, cfg = convert_ldfusion_official(enc, dec)
+    assert cfg['base_channels'] == 16 and back.keys() == net.state_dict().keys()
+    assert all(torch.equal(back[k], v) for k, v in net.state_dict().items())
+    # A FusionModel checkpoint's 'fuser.' prefix is accepted; a foreign tensor is not.
+    prefixed = {f'fuser.{k}': v for k, v in net.state_dict().items()}
+    assert to_ldfusion_official(prefixed)[0].keys() == enc.keys()
+    with pytest.raises(KeyError, match='decode_head.conv'):
+        to_ldfusion_official({**net.state_dict(), 'decode_head.conv.weight': torch.zeros(1)})
