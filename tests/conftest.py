@@ -19,8 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Trimmed real image pairs, metric reference values and the derived tiny RIS-FUSION reference.
 DATA_DIR = REPO_ROOT / 'tests' / 'data'
 #: A folder of reference outputs of the published code: ``risfusion/`` (``official_tiny.pth``,
-#: ``io_tiny.pt``) and ``fusion_metrics/`` (``tno_reference.json``, ``tno_mean/``,
-#: ``tno_max/``).
+#: ``io_tiny.pt``), ``fusion_metrics/`` (``tno_reference.json``, ``tno_mean/``,
+#: ``tno_max/``) and ``ldfusion/`` (``official_net.pth``, ``clip_tiny_openai.pt``,
+#: ``vgg19_features.pt``, ``io.pt``, ``meta.json``).
 REFERENCE_ENV = 'MMRISFUSION_REFERENCE_DIR'
 #: A folder of IVIF benchmark pairs, ``tno/{vi,ir}/`` with all 25 TNO pairs.
 IVIF_ENV = 'MMRISFUSION_IVIF_DIR'
