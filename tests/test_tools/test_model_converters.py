@@ -1,5 +1,7 @@
 import importlib.util
 import json
+import runpy
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -169,9 +171,9 @@ def test_swin_converter_cli(official_tiny, tmp_path):
     assert all(torch.equal(again[k], v) for k, v in converted.items())
 
 
-def test_ldfusion_converter_cli(tmp_path, hf_clip_dir, data_dir, capsys):
-    """The published pair (either order) or the combined file -> a checkpoint that init_model
-    and inference_model load strictly with the config, weights-only."""
+def test_ldfusion_converter_cli(tmp_path, hf_clip_dir, data_dir, capsys, monkeypatch):
+    """The published pair (either order) or the combined file -> a checkpoint that init_model,
+    inference_model and tools/test.py load strictly with the config, weights-only."""
     from mmrisfusion.apis import inference_model, init_model
     from mmrisfusion.models.fusers import LDFusionNet
     from mmrisfusion.models.utils import to_ldfusion_official
@@ -197,6 +199,16 @@ def test_ldfusion_converter_cli(tmp_path, hf_clip_dir, data_dir, capsys):
         result = inference_model(model, str(root / 'vi' / '07.png'), str(root / 'ir' / '07.png'))
         assert result.fused.shape == (256, 256, 3) and result.mask is None
     assert 'loads strictly' in capsys.readouterr().out
+    # tools/test.py with the config and the converted file.
+    options = [f'model.losses.0.clip.pretrained={hf_clip_dir}',
+               f'test_dataloader.dataset.data_root={root}', 'test_dataloader.dataset.indices=1']
+    monkeypatch.setattr(sys, 'argv', [
+        'tools/test.py', config, str(tmp_path / 'pair.pth'), '--out-dir',
+        str(tmp_path / 'results'), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+        *options])
+    runpy.run_path(str(REPO_ROOT / 'tools' / 'test.py'), run_name='__main__')
+    metrics = json.loads((tmp_path / 'results' / 'metrics.json').read_text())
+    assert 0 < metrics['fusion/EN'] <= 8, metrics
     meta = load_weights_only(str(tmp_path / 'pair.pth'))['meta']
     assert meta['source'] == ['Enc_final.pt', 'Dec_final.pt']
     assert meta['fuser']['base_channels'] == 4
