@@ -62,3 +62,24 @@ def load_weights_only(path: str, extra_types: Union[list, tuple] = (),
     allow_mmengine_checkpoint_types()
     with torch.serialization.safe_globals(list(extra_types)):
         return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def save_weights(state_dict: dict, path: str, meta: dict) -> None:
+    """Write converted weights that load weights-only: ``.safetensors`` or a ``.pth``.
+
+    A ``.pth`` holds ``{'state_dict': ..., 'meta': ...}`` (tensors and plain values only);
+    a ``.safetensors`` file the tensors, with each ``meta`` value JSON-encoded in its header.
+
+    Args:
+        state_dict (dict): Tensor name to tensor.
+        path (str): The file; its suffix chooses the format.
+        meta (dict): JSON-serialisable facts about the weights (source, converter, ...).
+    """
+    if path.endswith('.safetensors'):
+        import json
+
+        from safetensors.torch import save_file
+        save_file({k: v.contiguous() for k, v in state_dict.items()}, path,
+                  metadata={k: json.dumps(v) for k, v in meta.items()})
+    else:
+        torch.save(dict(state_dict=state_dict, meta=meta), path)

@@ -17,7 +17,7 @@ model = dict(
     train_crop=dict(size=64))
 
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(indices=4))
+                        dataset=dict(times=1, dataset=dict(indices=4)))
 val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(indices=2))
 test_dataloader = val_dataloader
 

@@ -1,5 +1,7 @@
 import importlib.util
 import json
+import runpy
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -167,3 +169,57 @@ def test_swin_converter_cli(official_tiny, tmp_path):
     # A converted file passes through a second conversion unchanged.
     again = convert_swin_official(converted, window_size=12)
     assert all(torch.equal(again[k], v) for k, v in converted.items())
+
+
+def test_ldfusion_converter_cli(tmp_path, hf_clip_dir, data_dir, capsys, monkeypatch):
+    """The published pair (either order) or the combined file -> a checkpoint that init_model,
+    inference_model and tools/test.py load strictly with the config, weights-only."""
+    from mmrisfusion.apis import inference_model, init_model
+    from mmrisfusion.models.fusers import LDFusionNet
+    from mmrisfusion.models.utils import to_ldfusion_official
+    tool = _load_tool('ldfusion_official')
+    torch.manual_seed(0)
+    net = LDFusionNet(base_channels=4, mlp_channels=16).eval()
+    enc, dec = to_ldfusion_official(net.state_dict())
+    torch.save(enc, tmp_path / 'Enc_final.pt')
+    torch.save(dec, tmp_path / 'Dec_final.pt')
+    torch.save({'Enc': enc, 'Dec': dec}, tmp_path / 'official_net.pth')
+    config = str(REPO_ROOT / 'tests' / 'configs' / 'ldfusion_tiny.py')
+    runs = {'pair.pth': ['Enc_final.pt', 'Dec_final.pt'],
+            'reversed.pth': ['Dec_final.pt', 'Enc_final.pt'],
+            'combined.safetensors': ['official_net.pth']}
+    root = data_dir / 'ivif' / 'tno'
+    for out, sources in runs.items():
+        assert tool.main([*(str(tmp_path / s) for s in sources), str(tmp_path / out),
+                          '--config', config]) == 0
+        model = init_model(config, str(tmp_path / out), cfg_options={
+            'model.losses.0.clip.pretrained': str(hf_clip_dir)})
+        for key, value in net.state_dict().items():
+            assert torch.equal(model.fuser.state_dict()[key], value), (out, key)
+        result = inference_model(model, str(root / 'vi' / '07.png'), str(root / 'ir' / '07.png'))
+        assert result.fused.shape == (256, 256, 3) and result.mask is None
+    assert 'loads strictly' in capsys.readouterr().out
+    # tools/test.py with the config and the converted file.
+    options = [f'model.losses.0.clip.pretrained={hf_clip_dir}',
+               f'test_dataloader.dataset.data_root={root}', 'test_dataloader.dataset.indices=1']
+    monkeypatch.setattr(sys, 'argv', [
+        'tools/test.py', config, str(tmp_path / 'pair.pth'), '--out-dir',
+        str(tmp_path / 'results'), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+        *options])
+    runpy.run_path(str(REPO_ROOT / 'tools' / 'test.py'), run_name='__main__')
+    metrics = json.loads((tmp_path / 'results' / 'metrics.json').read_text())
+    assert 0 < metrics['fusion/EN'] <= 8, metrics
+    meta = load_weights_only(str(tmp_path / 'pair.pth'))['meta']
+    assert meta['source'] == ['Enc_final.pt', 'Dec_final.pt']
+    assert meta['fuser']['base_channels'] == 4
+
+    # The shipped config has the published 16-channel network: a clear refusal.
+    with pytest.raises(SystemExit, match='not the architecture'):
+        tool.main([str(tmp_path / 'official_net.pth'), str(tmp_path / 'x.pth')])
+    with pytest.raises(SystemExit, match='both the published Enc'):
+        tool.main([str(tmp_path / 'Enc_final.pt'), str(tmp_path / 'Enc_final.pt'),
+                   str(tmp_path / 'x.pth'), '--config', config])
+    with pytest.raises(SystemExit, match="'Enc'"):
+        tool.main([str(tmp_path / 'Enc_final.pt'), str(tmp_path / 'x.pth'), '--config', config])
+    with pytest.raises(SystemExit, match='no such file'):
+        tool.main([str(tmp_path / 'nowhere.pt'), str(tmp_path / 'x.pth')])
