@@ -38,7 +38,15 @@ def test_auto_scale_lr_flag(train_tool, tiny_ris_config_file, monkeypatch, tmp_p
         _build(train_tool, monkeypatch, str(bare), '--auto-scale-lr')
 
 
-def test_missing_load_from_is_named_before_anything_is_built(train_tool, tmp_path):
+def test_missing_load_from_is_named_before_anything_is_built(train_tool, tmp_path,
+                                                             monkeypatch):
+    lavt_init = str(REPO_ROOT / 'configs' / 'risfusion' / (
+        'risfusion_swin-b_bert_1xb16-lavt-refcocoplus-init-10e_mm-ris-480x480.py'))
+    cfg = _build(train_tool, monkeypatch, lavt_init)
+    with pytest.raises(SystemExit, match='load_from: data/pretrained/lavt_one_swin-b_'
+                       'refcocoplus_mmrisfusion.pth does not exist.*how to make it'):
+        train_tool['check_load_from'](cfg)
+    assert _build(train_tool, monkeypatch, lavt_init, '--resume').load_from is None
     missing = str(tmp_path / 'lavt_init.pth')
     with pytest.raises(SystemExit, match=f'load_from: {missing} does not exist'):
         train_tool['check_load_from'](Config(dict(load_from=missing, resume=False)))
