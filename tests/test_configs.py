@@ -90,6 +90,10 @@ def swap_missing_files(node, swapped, clip):
                 missing(node.get('checkpoint', node.get('pretrained'))):
             swapped.append(node.get('checkpoint', node.get('pretrained')))
             return clip()
+        elif kind == 'LAVTTimmBackbone' and missing(
+                (node.get('pretrained_cfg_overlay') or {}).get('file')):
+            swapped.append(node['pretrained_cfg_overlay']['file'])
+            node['pretrained_cfg_overlay'] = None  # timm's random initialisation
         elif kind == 'PerceptualMaxLoss' and missing(node.get('checkpoint')):
             swapped.append(node['checkpoint'])
             node['checkpoint'] = None
