@@ -13,7 +13,7 @@ from torch import Tensor
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.typing_utils import OptConfigType, OptMultiConfig
 
-from ..layers.lavt_fusion import PWAM, LanguageGate
+from ..layers.lavt_fusion import PWAM, LanguageGate, check_word_features
 
 #: Layouts of the feature modules' outputs: maps (B, C, H, W) or (B, H, W, C), or tokens
 #: (B, prefix + H*W, C) of a plain transformer (timm's ``FeatureGetterNet`` models, e.g. ViT).
@@ -232,10 +232,7 @@ class LAVTTimmBackbone(BaseModule):
             tuple[Tensor]: ``LayerNorm_i(F_i)`` of every feature stage, each
             (B, C_i, H_i, W_i).
         """
-        if text_feats.dim() != 3 or text_mask.shape != text_feats.shape[:2]:
-            raise ValueError('LAVTTimmBackbone expects text_feats (B, T, D) and text_mask '
-                             f'(B, T); got {tuple(text_feats.shape)} and '
-                             f'{tuple(text_mask.shape)}')
+        check_word_features('LAVTTimmBackbone', text_feats, text_mask)
         if self.training and not self._norms_checked:
             self._check_norms()
         outs: List[Tensor] = []
