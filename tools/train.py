@@ -84,6 +84,15 @@ def check_load_from(cfg: Config) -> None:
                          'config starts training from; its comment says how to make it.')
 
 
+def check_sync_bn(cfg: Config, launcher: str) -> None:
+    """Refuse SyncBN in distributed training on the CPU, where torch's SyncBatchNorm stops at
+    its first forward (testing and single-process runs use plain BatchNorm and are fine)."""
+    if cfg.get('sync_bn') and launcher != 'none' and not torch.cuda.is_available():
+        raise SystemExit(f'sync_bn={cfg.sync_bn!r}: SyncBatchNorm trains on GPUs only; to train '
+                         'this config on the CPU, keep BatchNorm per process with '
+                         '--cfg-options sync_bn=None')
+
+
 def build_config(args: argparse.Namespace) -> Config:
     """The config with the command line applied (work dir, AMP, resume, overrides)."""
     cfg = Config.fromfile(args.config)
@@ -109,6 +118,7 @@ def main() -> None:
     warn_if_deprecated(args.config)
     cfg = build_config(args)
     check_load_from(cfg)
+    check_sync_bn(cfg, args.launcher)
     setup_launcher(cfg, args.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()

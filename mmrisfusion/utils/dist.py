@@ -27,8 +27,8 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     With a GPU, mmengine's own launchers do the work. Without one, mmengine's launchers call
     ``torch.cuda.set_device`` and fail (docs/environment.md#distributed-training-on-cpu), so
     we initialise a gloo process group ourselves (the Runner then skips its own
-    initialisation) and wrap the model in DDP without device ids. SyncBN does not run on the
-    CPU: a config with ``sync_bn`` is refused there.
+    initialisation) and wrap the model in DDP without device ids. SyncBN does not run on CPU:
+    CPU configs must use BN.
 
     Args:
         cfg (Config): The config to modify in place.
@@ -39,10 +39,6 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     cfg.launcher = launcher
     if launcher == 'none' or torch.cuda.is_available():
         return
-    if cfg.get('sync_bn'):
-        raise ValueError(f"sync_bn={cfg.sync_bn!r}: SyncBatchNorm runs on GPUs only; to train this "
-                         'config on the CPU, keep BatchNorm per process with '
-                         '--cfg-options sync_bn=None')
     if launcher == 'slurm':
         _export_slurm_env()
     if not dist.is_initialized():

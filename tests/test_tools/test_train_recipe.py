@@ -13,7 +13,6 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmrisfusion.datasets.synthetic_mmris import make_synthetic_splits
-from mmrisfusion.utils import setup_launcher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,10 +53,15 @@ def test_missing_load_from_is_named_before_anything_is_built(train_tool, tmp_pat
     train_tool['check_load_from'](Config(dict(load_from=None)))
 
 
-def test_syncbn_is_refused_on_the_cpu(monkeypatch):
+def test_syncbn_training_is_refused_on_the_cpu(train_tool, monkeypatch):
+    """torch's SyncBatchNorm needs GPU tensors when it trains under DDP."""
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    with pytest.raises(ValueError, match='sync_bn=None'):
-        setup_launcher(Config(dict(sync_bn='torch')), 'pytorch')
+    cfg = Config(dict(sync_bn='torch'))
+    with pytest.raises(SystemExit, match='sync_bn=None'):
+        train_tool['check_sync_bn'](cfg, 'pytorch')
+    train_tool['check_sync_bn'](cfg, 'none')  # one process: mmengine reverts SyncBN to BN
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    train_tool['check_sync_bn'](cfg, 'pytorch')
 
 
 def _first_losses(config, data_root, work_dir, seed):
