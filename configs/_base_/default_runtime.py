@@ -10,6 +10,9 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
+# A fixed seed: two runs of a config on one machine repeat their losses (RIS-FUSION's code
+# sets none).
+randomness = dict(seed=0)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),

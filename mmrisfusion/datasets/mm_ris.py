@@ -23,28 +23,65 @@ BYTES_COLUMNS = {'visible_image': 'vis_bytes', 'infrared_image': 'ir_bytes',
 LARGE_ROW_GROUP = 512
 
 
-def parquet_files(path: str) -> List[str]:
-    """``path`` itself, or the sorted ``*.parquet`` of the folder ``path``.
+#: Characters that make a ``data_path`` entry a glob pattern.
+_GLOB_CHARS = '*?['
 
-    The official train split ships as two parts that are read as one split by concatenating
-    their rows in file-name order.
+
+def _entry_files(entry: str) -> List[str]:
+    """The parquet files one ``data_path`` entry names: a file, a folder or a pattern."""
+    if any(char in entry for char in _GLOB_CHARS):
+        files = sorted(path for path in glob.glob(entry) if osp.isfile(path))
+        if not files:
+            folder = osp.dirname(entry) or '.'
+            found = sorted(osp.basename(path) for path in glob.glob(osp.join(folder, '*.parquet')))
+            raise FileNotFoundError(
+                f'MM-RIS: no file matches {entry!r} ({folder!r} holds '
+                f'{found or "no *.parquet file"}); the official train split ships as '
+                'mm_ris_train_part1.parquet and mm_ris_train_part2.parquet')
+        return files
+    if osp.isdir(entry):
+        files = sorted(glob.glob(osp.join(entry, '*.parquet')))
+        if not files:
+            raise FileNotFoundError(f'MM-RIS: the folder {entry!r} holds no *.parquet file')
+        return files
+    if not osp.isfile(entry):
+        raise FileNotFoundError(f'MM-RIS: {entry!r} is neither a parquet file, a folder of them '
+                                'nor a pattern matching them (the official splits are '
+                                'mm_ris_train_part{1,2}.parquet, mm_ris_val.parquet and '
+                                'mm_ris_test.parquet)')
+    return [entry]
+
+
+def parquet_files(paths: Union[str, Sequence[str]]) -> List[str]:
+    """The parquet files of one split, in reading order.
+
+    Each entry is a parquet file, a folder (its ``*.parquet``, in name order) or a glob
+    pattern (its matches, in name order); a list reads its entries in the given order and
+    the rows of all files are concatenated. The official train split ships as two parts,
+    read as one split with ``'mm_ris_train_part*.parquet'``. No file may be named twice:
+    its rows would be trained on twice.
 
     Args:
-        path (str): A parquet file or a folder of them.
+        paths (str | Sequence[str]): One entry or a list of them.
 
     Returns:
         list[str]: The files, in reading order.
+
+    Raises:
+        FileNotFoundError: When an entry names nothing.
+        ValueError: When the list is empty or names a file more than once.
     """
-    if osp.isdir(path):
-        files = sorted(glob.glob(osp.join(path, '*.parquet')))
-        if not files:
-            raise FileNotFoundError(f'MM-RIS: the folder {path!r} holds no *.parquet file')
-        return files
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'MM-RIS: {path!r} is neither a parquet file nor a folder '
-                                'of them (the official splits are mm_ris_train.parquet, '
-                                'mm_ris_val.parquet and mm_ris_test.parquet)')
-    return [path]
+    entries = [paths] if isinstance(paths, str) else list(paths)
+    if not entries:
+        raise ValueError('MM-RIS: data_path is an empty list; give a parquet file, a folder, '
+                         'a pattern or a list of them')
+    files = [path for entry in entries for path in _entry_files(entry)]
+    real = [osp.realpath(path) for path in files]
+    repeated = sorted({path for path, key in zip(files, real) if real.count(key) > 1})
+    if repeated:
+        raise ValueError(f'MM-RIS: data_path {entries} names {repeated} more than once; each '
+                         'file of a split must be read once')
+    return files
 
 
 def _import_pyarrow():
@@ -164,11 +201,13 @@ class ParquetRowReader:
 class MMRISDataset(BaseRISDataset):
     """MM-RIS in its official parquet format: IR/VIS pairs, expressions and masks.
 
-    Reads a parquet file, or a folder whose ``*.parquet`` files are concatenated in name
-    order (the official train split ships in two parts). Columns: ``image_name`` (str),
-    ``visible_image`` and ``infrared_image`` (encoded PNG/JPEG bytes), ``question`` (the
-    referring expression) and ``segmentation`` (the bytes of a ``.npy`` HxW array,
-    foreground = value > 0). Byte columns stored in Hugging Face's image layout (a struct
+    Reads a parquet file, the ``*.parquet`` files of a folder or the matches of a glob
+    pattern (each in name order), or a list of those (in the given order), and concatenates
+    their rows: the official train split ships in two parts, read as one split with
+    ``data_path='mm_ris_train_part*.parquet'`` (see :func:`parquet_files`). Columns:
+    ``image_name`` (str), ``visible_image`` and ``infrared_image`` (encoded PNG/JPEG bytes),
+    ``question`` (the referring expression) and ``segmentation`` (the bytes of a ``.npy`` HxW
+    array, foreground = value > 0). Byte columns stored in Hugging Face's image layout (a struct
     with ``bytes`` and ``path``) are read too.
 
     Opening reads only the two string columns; the data list (what mmengine serialises and
@@ -184,8 +223,8 @@ class MMRISDataset(BaseRISDataset):
     mis-sized content are found when the row is loaded (see :class:`BaseRISDataset`).
 
     Args:
-        data_path (str): A parquet file or a folder of them, relative to ``data_root``.
-            Defaults to ''.
+        data_path (str | Sequence[str]): A parquet file, a folder of them, a glob pattern
+            or a list of those, each relative to ``data_root``. Defaults to ''.
         data_root (str): Root folder joined to ``data_path``. Defaults to ''.
         row_group_cache (int): Parquet row groups each process keeps decoded.
             Defaults to 2.
@@ -210,7 +249,7 @@ class MMRISDataset(BaseRISDataset):
     METAINFO = dict(classes=('background', 'object'), palette=[[0, 0, 0], [255, 255, 255]])
 
     def __init__(self,
-                 data_path: str = '',
+                 data_path: Union[str, Sequence[str]] = '',
                  data_root: str = '',
                  row_group_cache: int = 2,
                  cache_dir: Optional[str] = None,
@@ -235,9 +274,11 @@ class MMRISDataset(BaseRISDataset):
             max_refetch=max_refetch)
 
     @property
-    def full_data_path(self) -> str:
-        """``data_path`` joined to ``data_root``."""
-        return osp.join(self.data_root or '', self.data_path)
+    def full_data_path(self) -> Union[str, List[str]]:
+        """``data_path`` (each entry of a list) joined to ``data_root``."""
+        if isinstance(self.data_path, str):
+            return osp.join(self.data_root or '', self.data_path)
+        return [osp.join(self.data_root or '', path) for path in self.data_path]
 
     def _check_schema(self, path: str, schema: Any) -> None:
         """Raise for a missing column or a column of the wrong type."""

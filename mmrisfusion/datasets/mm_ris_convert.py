@@ -41,7 +41,7 @@ def parquet_to_folder(src: str, out_dir: str, ann_name: str = 'refs.jsonl',
     its expressions); each object's mask is ``mask/<stem>_<k>.png``.
 
     Args:
-        src (str): A parquet file or a folder of them.
+        src (str): A parquet file, a folder of them or a glob pattern.
         out_dir (str): Output folder (created).
         ann_name (str): Name of the JSON-lines file. Defaults to 'refs.jsonl'.
         skip_invalid (bool): Skip rows that fail the dataset's checks. Defaults to False.
@@ -140,7 +140,7 @@ def rechunk_parquet(src: str, out_file: str, row_group_size: int = 64) -> int:
     Face's image layout become plain binary, as in the official schema.
 
     Args:
-        src (str): A parquet file or a folder of them.
+        src (str): A parquet file, a folder of them or a glob pattern.
         out_file (str): The file to write.
         row_group_size (int): Rows per row group. Defaults to 64.
 
@@ -166,7 +166,7 @@ def check_mm_ris(src: str) -> List[str]:
     """Decode every row of an MM-RIS split and list the invalid ones.
 
     Args:
-        src (str): A parquet file or a folder of them.
+        src (str): A parquet file, a folder of them or a glob pattern.
 
     Returns:
         list[str]: One message per invalid row (file, row, image_name and the problem).

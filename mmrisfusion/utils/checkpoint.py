@@ -1,4 +1,4 @@
-"""Weights-only checkpoint loading that still resumes mmengine runs.
+"""Weights-only checkpoint loading that still resumes mmengine runs, and saving converted weights.
 
 torch >= 2.6 loads with ``weights_only=True`` by default; mmengine 0.10 checkpoints carry a
 few non-tensor objects in their ``meta``: the message hub's ``HistoryBuffer`` with numpy
@@ -8,8 +8,9 @@ code: ``getattr`` itself is not allowed, only a stand-in that resolves HistoryBu
 methods and refuses everything else.
 """
 import inspect
+import json
 import pickle
-from typing import Any, Callable, Union
+from typing import Any, Callable, Dict, Union
 
 import numpy as np
 import torch
@@ -64,20 +65,19 @@ def load_weights_only(path: str, extra_types: Union[list, tuple] = (),
         return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def save_weights(state_dict: dict, path: str, meta: dict) -> None:
-    """Write converted weights that load weights-only: ``.safetensors`` or a ``.pth``.
+def save_weights(state_dict: Dict[str, torch.Tensor], path: str, meta: dict) -> None:
+    """Write converted weights: ``{'state_dict', 'meta'}`` (``.pth``) or ``.safetensors``.
 
-    A ``.pth`` holds ``{'state_dict': ..., 'meta': ...}`` (tensors and plain values only);
-    a ``.safetensors`` file the tensors, with each ``meta`` value JSON-encoded in its header.
+    Both load weights-only: with mmengine's ``load_checkpoint`` / ``load_from`` and
+    :func:`mmrisfusion.apis.init_model` (the ``.pth`` reads its ``state_dict``), and the
+    safetensors file carries ``meta`` as JSON strings in its metadata.
 
     Args:
-        state_dict (dict): Tensor name to tensor.
-        path (str): The file; its suffix chooses the format.
-        meta (dict): JSON-serialisable facts about the weights (source, converter, ...).
+        state_dict (dict[str, Tensor]): The weights.
+        path (str): Output file; ``.safetensors`` selects that format.
+        meta (dict): Where the weights come from (JSON-serialisable values).
     """
     if path.endswith('.safetensors'):
-        import json
-
         from safetensors.torch import save_file
         save_file({k: v.contiguous() for k, v in state_dict.items()}, path,
                   metadata={k: json.dumps(v) for k, v in meta.items()})

@@ -89,7 +89,8 @@ def config(tiny_ris_config_file) -> str:
 def dist_trained(config, data_root, env, tmp_path_factory) -> Path:
     work_dir = tmp_path_factory.mktemp('dist_train')
     run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(work_dir),
-         *options(data_root, 'train_cfg.max_epochs=1')], dict(env, PORT=str(free_port())))
+         '--auto-scale-lr', *options(data_root, 'train_cfg.max_epochs=1')],
+        dict(env, PORT=str(free_port())))
     return work_dir
 
 
@@ -101,6 +102,17 @@ def test_dist_train_splits_data_over_two_ranks(dist_trained):
     assert meta['epoch'] == 1 and meta['iter'] == 1
     log = next(dist_trained.glob('*/*.log')).read_text()
     assert 'Distributed training: True' in log
+
+
+def test_auto_scale_lr_follows_the_total_batch(dist_trained):
+    """2 processes x batch 4 = 8, half the recipe's base batch of 16: every lr halves."""
+    log = next(dist_trained.glob('*/*.log')).read_text()
+    assert 'LR is set based on batch size of 16 and the current batch size is 8' in log
+    assert 'Scaling the original LR by 0.5' in log
+    scalars = [json.loads(line) for line in
+               next(dist_trained.glob('*/vis_data/scalars.json')).read_text().splitlines()]
+    logged = [entry['lr'] for entry in scalars if 'lr' in entry]
+    assert logged and logged[0] == pytest.approx(0.5 * 5e-5)  # the RIS network's 5e-5
 
 
 def test_dist_test_gathers_every_sample(config, dist_trained, data_root, env, tmp_path):

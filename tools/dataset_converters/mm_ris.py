@@ -1,13 +1,13 @@
 """Convert MM-RIS between its parquet format and the image-folder layout; re-chunk; check.
 
 Examples:
-    # parquet (a file, or a folder of parts) -> vi/ ir/ mask/ refs.jsonl
+    # parquet (a file, a folder of parts or a quoted pattern) -> vi/ ir/ mask/ refs.jsonl
     python tools/dataset_converters/mm_ris.py to-folder data/mm_ris/mm_ris_test.parquet \
         data/mm_ris_test_folder
     # the folder layout (yours or converted) -> one parquet file in the official schema
     python tools/dataset_converters/mm_ris.py to-parquet data/my_ris data/my_ris.parquet
     # large row groups make random reads slow: rewrite with 64-row groups
-    python tools/dataset_converters/mm_ris.py rechunk data/mm_ris/train_parts \
+    python tools/dataset_converters/mm_ris.py rechunk 'data/mm_ris/mm_ris_train_part*.parquet' \
         data/mm_ris/mm_ris_train.parquet
     # decode every row and list the invalid ones (file, row, image_name, problem)
     python tools/dataset_converters/mm_ris.py check data/mm_ris/mm_ris_test.parquet
@@ -27,7 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True)
     p = sub.add_parser('to-folder', help='parquet -> vi/, ir/, mask/, refs.jsonl')
-    p.add_argument('src', help='parquet file or folder of parts')
+    p.add_argument('src', help='parquet file, folder of parts or quoted glob pattern')
     p.add_argument('out_dir')
     p.add_argument('--ann-name', default='refs.jsonl')
     p.add_argument('--skip-invalid', action='store_true', help='log and skip invalid rows')

@@ -2,9 +2,12 @@
 # resized to 480x480 ignoring the aspect ratio (bilinear, Pillow; mask nearest), BERT uncased
 # tokens cut to 20, no augmentation. Normalisation (ImageNet for both modalities) happens in
 # the model's RISDataPreProcessor.
-# Files: data/mm_ris/mm_ris_{train,val,test}.parquet (the train split may be a folder of
-# parts: point data_path at the folder). The tokenizer is a local folder (nothing is
-# downloaded); see TokenizeText for where bert-base-uncased comes from.
+# Files: data/mm_ris/ as released, mm_ris_train_part1.parquet and mm_ris_train_part2.parquet
+# (the train split, read as one by the pattern below, in name order), mm_ris_val.parquet and
+# mm_ris_test.parquet. A merged train file (the published merge_parquet.py): set
+# train_dataloader.dataset.data_path='mm_ris_train.parquet'. data_path also takes a list of
+# files or patterns. The tokenizer is a local folder (nothing is downloaded); see
+# TokenizeText for where bert-base-uncased comes from.
 dataset_type = 'MMRISDataset'
 data_root = 'data/mm_ris'
 tokenizer_path = 'data/pretrained/bert-base-uncased'
@@ -33,7 +36,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_path='mm_ris_train.parquet',
+        data_path='mm_ris_train_part*.parquet',
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,

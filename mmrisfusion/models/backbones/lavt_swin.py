@@ -24,7 +24,7 @@ from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
 from mmrisfusion.utils.typing_utils import OptConfigType, OptMultiConfig
 
-from ..layers.lavt_fusion import PWAM, LanguageGate
+from ..layers.lavt_fusion import PWAM, LanguageGate, check_word_features
 from ..utils.ckpt_convert import convert_swin_official
 
 SWIN_22K_URL = ('https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
@@ -299,10 +299,7 @@ class LAVTSwinTransformer(BaseModule):
             tuple[Tensor]: ``LayerNorm_i(F_i)`` of the stages in ``out_indices``, each
             (B, C_i, H_i, W_i).
         """
-        if text_feats.dim() != 3 or text_mask.shape != text_feats.shape[:2]:
-            raise ValueError('LAVTSwinTransformer expects text_feats (B, T, D) and text_mask '
-                             f'(B, T); got {tuple(text_feats.shape)} and '
-                             f'{tuple(text_mask.shape)}')
+        check_word_features('LAVTSwinTransformer', text_feats, text_mask)
         text = text_feats.transpose(1, 2)
         x, hw_shape = self.patch_embed(x)
         x = self.drop_after_pos(x)

@@ -25,6 +25,14 @@ class SimpleDecodingHead(BaseDecodeHead):
     Call graph: ``loss`` -> ``forward`` -> ``loss_by_feat``;
     ``predict`` -> ``forward`` -> ``predict_by_feat`` (both from :class:`BaseDecodeHead`).
 
+    Initialisation: the published decoder is plain ``nn.Conv2d`` / ``nn.BatchNorm2d``, so its
+    convolutions start from PyTorch's default (``kaiming_uniform_(a=sqrt(5))``, uniform in
+    +-1/sqrt(fan_in)) and its norms at 1 and 0. That is the default here
+    (``conv_init='pytorch'``): set when the head is built, as ``ConvModule`` applies its own
+    init in its constructor only (``init_weights`` then applies ``init_cfg``, if any).
+    ``conv_init='kaiming'`` keeps ``ConvModule``'s Kaiming normal (fan-out, ReLU gain),
+    whose weights are 2.5 to 4 times larger (in standard deviation) at LAVT's widths.
+
     Args:
         in_channels (Sequence[int]): Channels of the inputs, shallow to deep.
             Defaults to (128, 256, 512, 1024) (Swin-B).
@@ -41,8 +49,13 @@ class SimpleDecodingHead(BaseDecodeHead):
         loss_decode (dict | list, optional): Segmentation loss(es).
             Defaults to None (the published two-class Dice, ``TwoClassDiceLoss``).
         ignore_index (int): Label ignored by the losses. Defaults to 255.
+        conv_init (str): Initialisation of the fusion convolutions: 'pytorch' (PyTorch's
+            default, as published) or 'kaiming' (mmcv ``ConvModule``'s). Defaults to
+            'pytorch'.
         init_cfg (dict | list, optional): Initialisation config. Defaults to None.
     """
+
+    CONV_INITS = ('pytorch', 'kaiming')
 
     def __init__(self,
                  in_channels: Sequence[int] = (128, 256, 512, 1024),
@@ -55,7 +68,11 @@ class SimpleDecodingHead(BaseDecodeHead):
                  align_corners: bool = True,
                  loss_decode: OptConfigType = None,
                  ignore_index: int = 255,
+                 conv_init: str = 'pytorch',
                  init_cfg: OptMultiConfig = None) -> None:
+        if conv_init not in self.CONV_INITS:
+            raise ValueError(f'SimpleDecodingHead: conv_init must be one of {self.CONV_INITS}, '
+                             f'got {conv_init!r}')
         if len(in_channels) < 2 or len(in_channels) != len(in_index):
             raise ValueError('SimpleDecodingHead needs at least two levels and one in_index '
                              f'per level; got in_channels={tuple(in_channels)}, '
@@ -86,6 +103,11 @@ class SimpleDecodingHead(BaseDecodeHead):
                     self._conv_bn_relu(deeper + skip, channels, norm_cfg, act_cfg),
                     self._conv_bn_relu(channels, channels, norm_cfg, act_cfg)))
             deeper = channels
+        self.conv_init = conv_init
+        if conv_init == 'pytorch':  # undo the Kaiming init ConvModule has just applied
+            for module in self.fuse_convs.modules():
+                if isinstance(module, nn.Conv2d):
+                    module.reset_parameters()
 
     @staticmethod
     def _conv_bn_relu(in_channels: int, out_channels: int, norm_cfg: ConfigType,

@@ -1,8 +1,10 @@
-"""Convert official RIS-FUSION and LDFusion checkpoints to this project's parameter names.
+"""Convert official RIS-FUSION, LAVT and LDFusion checkpoints to this project's parameter names.
 
 Official RIS-FUSION checkpoints (docs/risfusion.md#official-checkpoints) hold ``{'model': LAVT
-state dict, 'prefusion_model': UNetFuser state dict, 'epoch', 'args'}``; LDFusion's are two bare
-state dicts, encoder and decoder (docs/ldfusion.md#published-checkpoints).
+state dict, 'prefusion_model': UNetFuser state dict, 'epoch', 'args'}``. LAVT's own
+checkpoints (docs/risfusion.md#lavt-checkpoints) hold ``{'model', 'optimizer', 'epoch',
+'args', 'lr_scheduler'}`` and BERT either inside ``model`` or as ``bert_model``. LDFusion's are
+two bare state dicts, encoder and decoder (docs/ldfusion.md#published-checkpoints).
 """
 import os.path as osp
 import re
@@ -240,6 +242,9 @@ def _decoder_key(name: str, num_levels: int) -> str:
 
 def convert_lavt_official(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """The ``model`` of an official RIS-FUSION / LAVT checkpoint -> our segmentor names.
+
+    (LAVT's ``lavt_one`` also holds BERT in ``model``: :func:`split_lavt_checkpoint` takes it
+    out first.)
 
     ``backbone.*`` goes through :func:`convert_swin_official` to ``backbone.*`` of
     :class:`LAVTSwinTransformer`; ``classifier.*`` (``SimpleDecoding``) to ``decode_head.*``
@@ -658,3 +663,77 @@ def to_ldfusion_official(state_dict: Dict[str, Tensor], num_downsample: int = 3,
             dec[f'model_local.{r}.block.{norm}.running_mean'] = torch.zeros(channels)
             dec[f'model_local.{r}.block.{norm}.running_var'] = torch.ones(channels)
     return enc, dec
+
+
+# --------------------------------------------------------------------------------------------
+# LAVT's own checkpoints (yz93/LAVT-RIS), the initialisation of the published RIS-FUSION run.
+# --------------------------------------------------------------------------------------------
+
+#: LAVT's two models: ``lavt_one`` keeps BERT inside the model (``model['text_encoder.*']``),
+#: ``lavt`` beside it (``checkpoint['bert_model']``); both without BERT's pooler.
+LAVT_LAYOUTS = ('lavt_one', 'lavt')
+_LAVT_TEXT_PREFIX = 'text_encoder.'
+
+
+def split_lavt_checkpoint(checkpoint: dict) -> Tuple[str, Dict[str, Tensor], Dict[str, Tensor]]:
+    """Tell the LAVT layout of a checkpoint and separate its segmentation network from BERT.
+
+    Args:
+        checkpoint (dict): A loaded LAVT checkpoint.
+
+    Returns:
+        tuple: The layout (``'lavt_one'`` or ``'lavt'``), the ``backbone.*`` /
+        ``classifier.*`` state dict, and BERT's state dict (Hugging Face ``BertModel``
+        names).
+
+    Raises:
+        KeyError: Without ``model``, or without BERT in either place.
+        ValueError: With BERT in both places.
+    """
+    if not isinstance(checkpoint, dict) or 'model' not in checkpoint:
+        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise KeyError(f"not a LAVT checkpoint: no 'model' (found {found})")
+    model, inner_bert = OrderedDict(), OrderedDict()
+    for key, value in checkpoint['model'].items():
+        if key.startswith(_LAVT_TEXT_PREFIX):
+            inner_bert[key[len(_LAVT_TEXT_PREFIX):]] = value
+        else:
+            model[key] = value
+    if inner_bert and 'bert_model' in checkpoint:
+        raise ValueError("a LAVT checkpoint has BERT either in model['text_encoder.*'] "
+                         "(lavt_one) or in 'bert_model' (lavt), this one has both")
+    if inner_bert:
+        return 'lavt_one', model, inner_bert
+    if 'bert_model' in checkpoint:
+        return 'lavt', model, OrderedDict(checkpoint['bert_model'])
+    raise KeyError("no BERT weights: a LAVT checkpoint has them in model['text_encoder.*'] "
+                   "(lavt_one) or in 'bert_model' (lavt). A RIS-FUSION checkpoint "
+                   "('prefusion_model') is converted by tools/model_converters/"
+                   'risfusion_official.py')
+
+
+def convert_lavt_checkpoint(checkpoint: dict
+                            ) -> Tuple['OrderedDict[str, Tensor]', Dict[str, dict], str]:
+    """A LAVT checkpoint (either layout) -> the ``RISFusion`` weights it initialises.
+
+    ``backbone.*`` and ``classifier.*`` become ``backbone.*`` and ``decode_head.*``
+    (:func:`convert_lavt_official`, the architecture from the shapes and ``args`` by
+    :func:`infer_lavt_arch`); BERT becomes ``text_encoder.model.*``
+    (:func:`convert_hf_bert`). The fuser is not part of LAVT and keeps its initialisation.
+    The optimizer, scheduler and epoch are dropped: training starts anew.
+
+    Args:
+        checkpoint (dict): A loaded LAVT checkpoint.
+
+    Returns:
+        tuple: The state dict in ``RISFusion`` names; the configs of ``backbone``,
+        ``decode_head`` and ``text_encoder`` (``HFTextEncoder`` with the BERT config of the
+        weights); the layout.
+    """
+    layout, model, bert = split_lavt_checkpoint(checkpoint)
+    configs = infer_lavt_arch(model, checkpoint.get('args'))
+    state_dict = convert_lavt_official(model)
+    bert_state = convert_hf_bert(bert)
+    state_dict.update((f'text_encoder.model.{k}', v) for k, v in bert_state.items())
+    configs['text_encoder'] = dict(type='HFTextEncoder', hf_config=infer_bert_config(bert_state))
+    return state_dict, configs, layout

@@ -95,3 +95,37 @@ def test_swin_b_defaults_and_bad_config():
     assert head.align_corners is True and head.dropout is None
     with pytest.raises(ValueError, match='in_index'):
         SimpleDecodingHead(in_channels=(8, 16), in_index=(0, 1, 2))
+
+
+def _fusion_convs(head):
+    return [m for m in head.fuse_convs.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_fusion_convs_start_from_pytorchs_default_as_published():
+    """PyTorch's default is uniform in +-1/sqrt(fan_in): std = bound/sqrt(3). mmcv's Kaiming
+    fan-out normal (the 'kaiming' option) is 2.5 to 4 times wider at these widths."""
+    torch.manual_seed(0)
+    for conv_init in ('pytorch', 'kaiming'):
+        head = SimpleDecodingHead(in_channels=(128, 256, 512, 1024), channels=512,
+                                  conv_init=conv_init)
+        head.init_weights()  # what the Runner calls before training
+        for conv in _fusion_convs(head):
+            fan_in = conv.in_channels * 9
+            fan_out = conv.out_channels * 9
+            weight = conv.weight.detach()
+            if conv_init == 'pytorch':
+                bound = fan_in**-0.5
+                assert weight.abs().max() <= bound
+                assert weight.std() == pytest.approx(bound / 3**0.5, rel=0.02)
+            else:
+                assert weight.std() == pytest.approx((2 / fan_out)**0.5, rel=0.02)
+        bns = [m for m in head.fuse_convs.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert all(bn.weight.eq(1).all() and bn.bias.eq(0).all() for bn in bns)
+    with pytest.raises(ValueError, match='conv_init'):
+        SimpleDecodingHead(**TINY, conv_init='xavier')
+
+
+def test_init_cfg_still_applies_over_the_published_init():
+    head = SimpleDecodingHead(**TINY, init_cfg=dict(type='Constant', val=0.5, layer='Conv2d'))
+    head.init_weights()
+    assert all(conv.weight.eq(0.5).all() for conv in _fusion_convs(head))
