@@ -144,3 +144,20 @@ def tiny_ris_config_file(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp('config') / 'tiny.py'
     cfg.dump(str(path))
     return str(path)
+
+
+@pytest.fixture(scope='session')
+def openai_clip_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An OpenAI-layout CLIP state dict (tiny ViT, 32 px) as open_clip writes it."""
+    import torch
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    torch.manual_seed(0)
+    model = CLIP(embed_dim=16,
+                 vision_cfg=CLIPVisionCfg(layers=1, width=64, head_width=64, patch_size=16,
+                                          image_size=32),
+                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64,
+                                      heads=1, layers=1),
+                 quick_gelu=True)
+    path = tmp_path_factory.mktemp('openai_clip') / 'tiny_clip.pt'
+    torch.save(model.state_dict(), path)
+    return path

@@ -134,7 +134,8 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
         config.merge_from_dict(cfg_options)
     if 'model' not in config:
         raise KeyError(f'config {config.filename} has no `model` key')
-    config.model.train_cfg = None
+    if 'train_cfg' in config.model:  # segmentors take it; FusionModel has none
+        config.model.train_cfg = None
     init_default_scope(config.get('default_scope', 'mmrisfusion'))
     from mmrisfusion.registry import MODELS
     model = MODELS.build(config.model)

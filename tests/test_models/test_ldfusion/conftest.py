@@ -1,4 +1,5 @@
-"""Tiny random CLIP checkpoints (HF folder and OpenAI-layout file) written once per session."""
+"""A tiny random HF CLIP folder written once per session (the OpenAI-layout file is in
+tests/conftest.py, shared with the model zoo's tests)."""
 import json
 from pathlib import Path
 
@@ -31,19 +32,3 @@ def hf_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         projection_dim=16)
     CLIPModel(config).save_pretrained(folder)
     return folder
-
-
-@pytest.fixture(scope='session')
-def openai_clip_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An OpenAI-layout CLIP state dict (tiny ViT, 32 px) as open_clip writes it."""
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-    torch.manual_seed(0)
-    model = CLIP(embed_dim=16,
-                 vision_cfg=CLIPVisionCfg(layers=1, width=64, head_width=64, patch_size=16,
-                                          image_size=32),
-                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64,
-                                      heads=1, layers=1),
-                 quick_gelu=True)
-    path = tmp_path_factory.mktemp('openai_clip') / 'tiny_clip.pt'
-    torch.save(model.state_dict(), path)
-    return path
