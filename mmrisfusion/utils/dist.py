@@ -16,9 +16,24 @@ def _export_slurm_env() -> None:
     os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
     os.environ.setdefault('MASTER_PORT', '29500')
     if 'MASTER_ADDR' not in os.environ:
-        nodes = os.environ['SLURM_NODELIST']
-        os.environ['MASTER_ADDR'] = subprocess.getoutput(
-            f'scontrol show hostname {nodes} | head -n1')
+        os.environ['MASTER_ADDR'] = _first_slurm_host(os.environ['SLURM_NODELIST'])
+
+
+def _first_slurm_host(nodes: str) -> str:
+    """The first host of a slurm node list (``node-[0-3]``), expanded by ``scontrol``.
+
+    The list goes to ``scontrol`` as one argument, never through a shell.
+    """
+    try:
+        hosts = subprocess.run(['scontrol', 'show', 'hostnames', nodes], capture_output=True,
+                               text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise RuntimeError(f'could not expand SLURM_NODELIST={nodes!r} with `scontrol show '
+                           f'hostnames` ({error}); set MASTER_ADDR yourself') from error
+    if not hosts:
+        raise RuntimeError(f'`scontrol show hostnames {nodes}` named no host; set MASTER_ADDR '
+                           'yourself')
+    return hosts[0]
 
 
 def setup_launcher(cfg: Config, launcher: str) -> None:

@@ -132,3 +132,32 @@ def test_slurm_test_on_cpu(config, dist_trained, data_root, env, tmp_path):
     samples = json.loads((out_dir / 'samples.json').read_text())
     assert sorted(s['sample_idx'] for s in samples) == list(range(NUM_ROWS['test']))
     assert 'Distributed launcher: slurm' in proc.stdout + proc.stderr
+
+
+def test_slurm_node_list_never_reaches_a_shell(tmp_path, monkeypatch):
+    """SLURM_NODELIST goes to scontrol as one argument: a list with shell syntax in it runs
+    nothing and scontrol sees it whole."""
+    from mmrisfusion.utils import dist as dist_utils
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    args_file = tmp_path / 'scontrol_args'
+    scontrol = bin_dir / 'scontrol'
+    scontrol.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {args_file}\n'
+                        'echo node-a\necho node-b\n')
+    scontrol.chmod(stat.S_IRWXU)
+    marker = tmp_path / 'shell_ran'
+    nodes = f'node-[a-b]; touch {marker} $(touch {marker})'
+    monkeypatch.setenv('PATH', f'{bin_dir}:{os.environ["PATH"]}')
+    monkeypatch.setenv('SLURM_NODELIST', nodes)
+    for key, value in dict(SLURM_PROCID='0', SLURM_NTASKS='1').items():
+        monkeypatch.setenv(key, value)
+    for key in ('MASTER_ADDR', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_PORT'):
+        monkeypatch.delenv(key, raising=False)
+    dist_utils._export_slurm_env()
+    assert os.environ['MASTER_ADDR'] == 'node-a'
+    assert args_file.read_text().splitlines() == ['show', 'hostnames', nodes]
+    assert not marker.exists()
+    scontrol.write_text('#!/usr/bin/env bash\nexit 1\n')
+    monkeypatch.delenv('MASTER_ADDR')
+    with pytest.raises(RuntimeError, match=r"SLURM_NODELIST='node-\[a-b\]; .*MASTER_ADDR"):
+        dist_utils._export_slurm_env()
