@@ -1,6 +1,7 @@
 """What the RIS and IVIF datasets share: clear errors for bad rows and ``skip_invalid``."""
 import logging
-from typing import Any, List, Optional
+from collections import Counter
+from typing import Any, Dict, List, Optional
 
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
@@ -28,6 +29,36 @@ class InvalidSampleError(ValueError):
     def __reduce__(self):
         # keeps the error intact when a dataloader worker sends it to the main process
         return type(self), (self.source, self.img_name, self.problem)
+
+
+# Usable but suspicious rows seen by this process, by kind (see warn_suspicious).
+_SUSPICIOUS: Counter = Counter()
+
+
+def warn_suspicious(kind: str, message: str) -> None:
+    """Count a row that loads but most likely is not what was meant; log a kind's first one.
+
+    Such rows (a mask with values other than 0/1/255, an expression the tokenizer only
+    knows as unknown tokens, one image name for two images) are used as they are, as the
+    published loader does; a warning per row would flood a training log, so each process
+    logs the first of each kind and counts the rest. ``tools/dataset_converters/mm_ris.py
+    check`` lists all of them.
+
+    Args:
+        kind (str): e.g. ``'mask_values'``.
+        message (str): What is wrong with this row, naming it.
+    """
+    _SUSPICIOUS[kind] += 1
+    if _SUSPICIOUS[kind] == 1:
+        print_log(f'{message}. Further rows of this kind are counted, not logged '
+                  '(mmrisfusion.datasets.suspicious_row_counts()); '
+                  'tools/dataset_converters/mm_ris.py check lists them all.',
+                  logger='current', level=logging.WARNING)
+
+
+def suspicious_row_counts() -> Dict[str, int]:
+    """Rows :func:`warn_suspicious` counted in this process, by kind."""
+    return dict(_SUSPICIOUS)
 
 
 class BaseRISDataset(BaseDataset):
