@@ -1,4 +1,5 @@
+from .exact_resume_hook import ExactResumeHook
 from .result_saver_hook import RISResultSaverHook
 from .visualization_hook import RISVisualizationHook
 
-__all__ = ['RISResultSaverHook', 'RISVisualizationHook']
+__all__ = ['ExactResumeHook', 'RISResultSaverHook', 'RISVisualizationHook']
