@@ -43,7 +43,8 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     ``torch.cuda.set_device`` and fail (docs/environment.md#distributed-training-on-cpu), so
     we initialise a gloo process group ourselves (the Runner then skips its own
     initialisation) and wrap the model in DDP without device ids. SyncBN does not run on CPU:
-    CPU configs must use BN.
+    CPU configs must use BN, whose statistics ``BroadcastBuffersHook`` (a default hook of
+    ``configs/_base_/default_runtime.py``) keeps equal on every rank.
 
     Args:
         cfg (Config): The config to modify in place.
