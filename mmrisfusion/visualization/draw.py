@@ -17,11 +17,14 @@ GT_COLOR = (0, 255, 0)
 
 
 def to_uint8_image(image: ArrayLike) -> np.ndarray:
-    """Convert an image in any of the layouts the pipeline produces to ``(H, W, 3)`` uint8 RGB.
+    """Convert an image of the pipeline or of a user to ``(H, W, 3)`` uint8 RGB.
 
-    Accepts ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C in {1, 3}, as a tensor or an
-    array; float data is read as [0, 1] (the fused image of a data sample), integer data as
-    0..255. One channel is replicated to three, so gray IR can sit next to RGB images.
+    The layout follows the type, never the shape: a tensor is ``(C, H, W)`` (mmengine's
+    ``PixelData``, ``PackRISInputs``), an array ``(H, W, C)`` (numpy, OpenCV, Pillow), both
+    with C in {1, 3}, or ``(H, W)``. (Guessing the channel axis from the shape misreads
+    images 1 or 3 pixels wide.) Float data is read as [0, 1] (the fused image of a data
+    sample), integer data as 0..255. One channel is replicated to three, so gray IR can sit
+    next to RGB images.
 
     Args:
         image (np.ndarray | torch.Tensor): The image.
@@ -29,18 +32,20 @@ def to_uint8_image(image: ArrayLike) -> np.ndarray:
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8 RGB.
     """
-    if isinstance(image, torch.Tensor):
+    channels_first = isinstance(image, torch.Tensor)
+    if channels_first:
         image = image.detach().cpu().numpy()
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[..., None]
+    elif image.ndim == 3 and channels_first:
+        image = image.transpose(1, 2, 0)
     if image.ndim != 3:
         raise ValueError(f'expected an image of 2 or 3 dimensions, got shape {image.shape}')
-    if image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
-        image = image.transpose(1, 2, 0)
     if image.shape[-1] not in (1, 3):
-        raise ValueError(f'expected 1 or 3 channels (first or last axis), got shape '
-                         f'{image.shape}')
+        layout = '(C, H, W) tensor' if channels_first else '(H, W, C) array'
+        raise ValueError(f'expected 1 or 3 channels, got a {layout} of {image.shape[-1]} '
+                         'channels')
     if np.issubdtype(image.dtype, np.floating):
         image = np.clip(np.rint(image * 255.0), 0, 255)
     elif image.dtype == np.bool_:

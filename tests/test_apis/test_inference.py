@@ -111,6 +111,19 @@ def test_inference_on_tno_pair(model, pair):
     assert not torch.allclose(batch[0].logits, batch[1].logits)
 
 
+def test_inference_on_an_image_three_pixels_wide(model, pair):
+    """The fused image is (H, W, 3) whatever H and W: a (3, 7, 3) tensor is read as its
+    channels first, not as 3 rows of 7 pixels."""
+    vis = cv2.resize(cv2.cvtColor(cv2.imread(str(pair[0])), cv2.COLOR_BGR2RGB), (3, 7))
+    ir = cv2.resize(cv2.imread(str(pair[1]), cv2.IMREAD_GRAYSCALE), (3, 7))
+    result = inference_model(model, vis, ir, TEXT)
+    assert result.fused.shape == (7, 3, 3) and result.mask.shape == (7, 3)
+    fused = torch.nn.functional.interpolate(result.data_sample.pred_fused.data[None],
+                                            size=(7, 3), mode='bilinear')[0]
+    expected = (fused.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    assert np.array_equal(result.fused, expected)
+
+
 def test_inference_input_errors(model, pair):
     vis_path, ir_path = pair
     with pytest.raises(ValueError, match='pair up'):

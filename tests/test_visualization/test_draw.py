@@ -28,6 +28,12 @@ def test_to_uint8_image_layouts():
     assert (to_uint8_image(one_channel) == out).all()
     with pytest.raises(ValueError, match='channels'):
         to_uint8_image(np.zeros((4, 5, 2), np.uint8))
+    # the type gives the layout, whatever the shape: images 1 or 3 pixels wide
+    narrow = torch.arange(63, dtype=torch.uint8).reshape(3, 7, 3)  # (C, H, W)
+    assert (to_uint8_image(narrow) == narrow.permute(1, 2, 0).numpy()).all()
+    assert (to_uint8_image(narrow.numpy()) == narrow.numpy()).all()  # (H, W, C)
+    with pytest.raises(ValueError, match=r'\(C, H, W\) tensor of 7 channels'):
+        to_uint8_image(torch.zeros(7, 4, 5))
 
 
 def test_to_binary_mask_and_resize():
