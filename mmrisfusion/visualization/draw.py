@@ -14,6 +14,9 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 PRED_COLOR = (255, 0, 0)
 GT_COLOR = (0, 255, 0)
+#: Lines of caption under a panel; a longer expression is cut with ' ...' (a 5000-character
+#: one would otherwise make a panel 1500 pixels tall).
+MAX_CAPTION_LINES = 3
 
 
 def to_uint8_image(image: ArrayLike) -> np.ndarray:
@@ -158,7 +161,7 @@ def make_panel(tiles: Sequence[Tuple[str, ArrayLike]], caption: Optional[str] = 
         tiles (Sequence[tuple[str, np.ndarray | torch.Tensor]]): (title, image) pairs, drawn
             left to right.
         caption (str, optional): Text under the row, e.g. the referring expression; wrapped
-            to the panel width. Defaults to None.
+            to the panel width, at most :data:`MAX_CAPTION_LINES` lines. Defaults to None.
         tile_size (tuple[int, int], optional): (H, W) every tile is resized to. Defaults to
             None (the first tile's size).
 
@@ -181,7 +184,8 @@ def make_panel(tiles: Sequence[Tuple[str, ArrayLike]], caption: Optional[str] = 
     if not caption:
         return row
     char_width = max(1, int(cv2.getTextSize('x', cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]))
-    lines = textwrap.wrap(_ascii(caption), width=max(8, row.shape[1] // char_width - 1))
+    lines = textwrap.wrap(_ascii(caption), width=max(8, row.shape[1] // char_width - 1),
+                          max_lines=MAX_CAPTION_LINES, placeholder=' ...')
     strip = np.zeros((len(lines) * line_height + 4, row.shape[1], 3), np.uint8)
     _put_lines(strip, lines, 0, scale, line_height)
     return np.concatenate([row, strip], axis=0)

@@ -66,6 +66,12 @@ def test_checkpoint_errors(checkpoints, tmp_path, tiny_ris_config_file):
     torch.save({k: v for k, v in state.items() if k not in dropped}, partial)
     with pytest.raises(RuntimeError, match=r'partial.pth does not match.*3 missing keys'):
         load_model_checkpoint(model, partial)
+    resized = tmp_path / 'resized.pth'
+    key = next(k for k in state if k.endswith('.weight') and state[k].dim() == 2)
+    torch.save(dict(state, **{key: state[key][:, :1].clone()}), resized)
+    with pytest.raises(RuntimeError, match=rf'resized.pth does not match the model .*size '
+                       rf'mismatch for {key}'):
+        load_model_checkpoint(model, resized)
     official = tmp_path / 'official.pth'
     torch.save(dict(model={}, prefusion_model={}, epoch=1), official)
     with pytest.raises(ValueError, match='risfusion_official.py'):

@@ -73,6 +73,15 @@ def test_make_panel_layout_and_caption():
         make_panel([])
 
 
+def test_a_long_expression_keeps_the_panel_small():
+    """A 5000-character expression gets three caption lines, the last cut with ' ...'."""
+    vis = np.zeros((64, 64, 3), np.uint8)
+    short = draw_ris_panel(vis, vis, text='the warm person on the left')
+    three_lines = draw_ris_panel(vis, vis, text='the warm person on the left ' * 4)
+    huge = draw_ris_panel(vis, vis, text='the warm person on the left ' * 180)
+    assert short.shape[0] < three_lines.shape[0] == huge.shape[0] < 2 * 64 + 10
+
+
 def test_draw_ris_panel_tiles():
     vis = np.zeros((16, 16, 3), np.uint8)
     ir = np.full((16, 16), 200, np.uint8)
