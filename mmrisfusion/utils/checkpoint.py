@@ -14,13 +14,15 @@ which pickle as ``getattr(HistoryBuffer, 'mean')``. We allow exactly those, neve
 of arbitrary code: ``getattr`` itself is not allowed, only a stand-in that resolves
 HistoryBuffer's public methods and refuses everything else.
 """
+import collections
 import importlib.abc
 import inspect
 import io
 import os.path as osp
 import pickle
 import sys
-from typing import IO, Any, Callable, Union
+import zipfile
+from typing import IO, Any, Callable, Dict, Union
 
 import numpy as np
 import torch
@@ -86,6 +88,124 @@ def load_weights_only(path: Union[str, IO[bytes]], extra_types: Union[list, tupl
             f'{name}: refused to load with weights only: {reason} A checkpoint may hold '
             "tensors, numbers, strings, containers and mmengine's metadata; unpickling "
             'anything else could run code from the file.') from error
+
+
+class _ScriptObject:
+    """Stands in for a TorchScript class while its archive is read: keeps its state."""
+
+    state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple, stride: tuple,
+                    requires_grad: bool = False, *unused: Any) -> torch.Tensor:
+    """``torch._utils._rebuild_tensor_v2`` on a storage read as a flat tensor."""
+    return torch.as_strided(storage, size, stride, offset).clone()
+
+
+# TorchScript names a tensor's storage by its legacy class: the dtype it stands for.
+_STORAGE_DTYPES = {
+    'DoubleStorage': torch.float64, 'FloatStorage': torch.float32, 'HalfStorage': torch.float16,
+    'BFloat16Storage': torch.bfloat16, 'LongStorage': torch.int64, 'IntStorage': torch.int32,
+    'ShortStorage': torch.int16, 'CharStorage': torch.int8, 'ByteStorage': torch.uint8,
+    'BoolStorage': torch.bool, 'ComplexFloatStorage': torch.complex64,
+    'ComplexDoubleStorage': torch.complex128}
+
+
+class _TorchScriptWeights(pickle.Unpickler):
+    """Unpickles a TorchScript archive's ``data.pkl`` into plain objects and tensors.
+
+    Only tensor rebuilding, storage dtypes, ``OrderedDict`` and TorchScript's own classes
+    (as :class:`_ScriptObject`) are allowed; nothing of the archive's code is compiled or
+    run.
+    """
+
+    _IDENTITY = {('torch.jit._pickle', 'build_intlist'), ('torch.jit._pickle', 'build_boollist'),
+                 ('torch.jit._pickle', 'build_doublelist'),
+                 ('torch.jit._pickle', 'build_tensorlist')}
+
+    def __init__(self, archive: zipfile.ZipFile, prefix: str, name: str) -> None:
+        super().__init__(io.BytesIO(archive.read(f'{prefix}data.pkl')))
+        self.archive = archive
+        self.prefix = prefix
+        self.name = name
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith('__torch__'):
+            return type(name, (_ScriptObject, ), {})
+        if (module, name) == ('torch._utils', '_rebuild_tensor_v2'):
+            return _rebuild_tensor
+        if (module, name) == ('collections', 'OrderedDict'):
+            return collections.OrderedDict
+        if (module, name) in self._IDENTITY:
+            return lambda values: values
+        if (module, name) == ('torch.jit._pickle', 'restore_type_tag'):
+            return lambda value, type_str: value
+        if module == 'torch' and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        raise pickle.UnpicklingError(
+            f'{self.name}: the TorchScript archive holds {module}.{name}, which cannot be read '
+            'without running the archive\'s code; convert it to a state dict where you trust '
+            "it: torch.save(torch.jit.load(f).state_dict(), 'weights.pt')")
+
+    def persistent_load(self, pid: Any) -> torch.Tensor:
+        kind, dtype, key, _, numel = pid
+        if kind != 'storage' or not isinstance(dtype, torch.dtype):
+            raise pickle.UnpicklingError(f'{self.name}: unknown persistent id {pid!r}')
+        data = bytearray(self.archive.read(f'{self.prefix}data/{key}'))
+        return torch.frombuffer(data, dtype=dtype, count=numel) if numel else \
+            torch.empty(0, dtype=dtype)
+
+
+def load_torchscript_weights(path: str) -> Dict[str, torch.Tensor]:
+    """The parameters and buffers of a TorchScript archive, without running any of it.
+
+    ``torch.jit.load`` compiles the archive's code and runs it (a module's ``__setstate__``
+    runs at load), and weights-only ``torch.load`` refuses archives. This reads the pickled
+    module tree and its tensor files directly, allowing nothing but tensors and TorchScript
+    objects, and names every tensor by its attribute path, as ``state_dict()`` does.
+
+    Args:
+        path (str): The archive (a zip with ``<name>/data.pkl``), e.g. OpenAI's CLIP file.
+
+    Returns:
+        dict[str, Tensor]: Tensor name to tensor.
+
+    Raises:
+        pickle.UnpicklingError: For anything but tensors, or a module that restores itself
+            with its own code (``__setstate__``).
+    """
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        prefix = next((n[:-len('data.pkl')] for n in names
+                       if n.endswith('data.pkl') and n.count('/') <= 1), None)
+        if prefix is None:
+            raise pickle.UnpicklingError(f'{path}: not a TorchScript archive (no data.pkl)')
+        order = archive.read(f'{prefix}byteorder').decode() if f'{prefix}byteorder' in names \
+            else 'little'
+        if order != sys.byteorder:
+            raise pickle.UnpicklingError(f'{path}: tensors stored {order}-endian, this machine '
+                                         f'is {sys.byteorder}-endian')
+        root = _TorchScriptWeights(archive, prefix, path).load()
+    weights: Dict[str, torch.Tensor] = {}
+
+    def collect(obj: Any, where: str) -> None:
+        if not isinstance(obj.state, dict):
+            raise pickle.UnpicklingError(
+                f'{path}: {type(obj).__name__} {where or "(the root module)"} restores itself '
+                'with its own code (__setstate__); its tensors cannot be read without running '
+                "it. Convert it where you trust it: torch.save(torch.jit.load(f).state_dict(), "
+                "'weights.pt')")
+        for key, value in obj.state.items():
+            if isinstance(value, torch.Tensor):
+                weights[where + key] = value
+            elif isinstance(value, _ScriptObject):
+                collect(value, f'{where}{key}.')
+
+    collect(root, '')
+    return weights
 
 
 # mmengine's schemes that fetch checkpoints from the internet (a model zoo, a URL).
