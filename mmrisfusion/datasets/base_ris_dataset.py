@@ -96,6 +96,27 @@ class BaseRISDataset(BaseDataset):
                   f'({self.num_skipped} skipped so far)', logger='current',
                   level=logging.WARNING)
 
+    def require_samples(self, data_list: List[dict], where: str, expected: str) -> List[dict]:
+        """``data_list``, or an error that says nothing valid is left, where, and why.
+
+        Without it an empty list reaches mmengine, whose error (``need at least one array to
+        concatenate``) names neither the file nor the rows that were skipped.
+
+        Args:
+            data_list (list[dict]): The valid samples read.
+            where (str): The file or folder read.
+            expected (str): What a sample should have been.
+
+        Returns:
+            list[dict]: ``data_list``, when not empty.
+        """
+        if data_list:
+            return data_list
+        skipped = (f'; {self.num_skipped} invalid row(s) or file(s) were skipped, listed in the '
+                   'log above' if self.num_skipped else '')
+        raise InvalidSampleError(where, None, f'no valid sample is left to read ({expected})'
+                                 f'{skipped}')
+
     def prepare_data(self, idx: int) -> Any:
         """Run the pipeline on row ``idx``; None (skip) for an invalid row when allowed.
 

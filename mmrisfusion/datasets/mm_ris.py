@@ -336,11 +336,7 @@ class MMRISDataset(BaseRISDataset):
             for row, name, text in self._text_rows(pf, path):
                 data_list.append(dict(img_name=name, text=text, source=f'{base}:row {row}',
                                       file_idx=file_idx, row_idx=row))
-        if not data_list:
-            skipped = f' ({self.num_skipped} invalid row(s) or file(s) skipped, listed in the ' \
-                'log above)' if self.num_skipped else ''
-            raise InvalidSampleError(self.full_data_path, None,
-                                     f'no valid row is left to read{skipped}')
+        self.require_samples(data_list, self.full_data_path, 'expected MM-RIS rows')
         self._warn_repeated_rows(data_list)
         return data_list
 

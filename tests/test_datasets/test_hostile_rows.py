@@ -21,6 +21,7 @@ from mmrisfusion.datasets import (
     LoadRISAnnotation,
     LoadRISImages,
     MMRISDataset,
+    RISFolderDataset,
     TokenizeText,
     mm_ris,
     suspicious_row_counts,
@@ -117,15 +118,20 @@ def test_question_that_is_not_utf8(tmp_path, tiny_parquet):
 def test_nothing_valid_left_says_so_and_where(tmp_path, tiny_parquet):
     (tmp_path / 'split').mkdir()
     (tmp_path / 'split' / 'part0.parquet').write_bytes(b'not parquet at all')
-    with pytest.raises(InvalidSampleError, match=r"split: no valid row is left to read \(1 "
-                       r'invalid row\(s\) or file\(s\) skipped'):
+    with pytest.raises(InvalidSampleError, match=r'split: no valid sample is left to read '
+                       r'\(expected MM-RIS rows\); 1 invalid row\(s\) or file\(s\) were '
+                       'skipped'):
         MMRISDataset(str(tmp_path / 'split'), skip_invalid=True)
     rows = read_rows(tiny_parquet)
     rows['question'] = [''] * len(rows['question'])
     path = write_rows(tmp_path / 'blank.parquet', rows)
-    with pytest.raises(InvalidSampleError, match=r'blank.parquet: no valid row is left to read '
-                       r'\(24 invalid'):
+    with pytest.raises(InvalidSampleError, match=r'blank.parquet: no valid sample .*; 24 invalid'):
         MMRISDataset(str(path), skip_invalid=True)
+    # the folder layouts too
+    (tmp_path / 'refs.jsonl').write_text('{"name": "a"}\n')
+    with pytest.raises(InvalidSampleError, match=r'refs.jsonl: no valid sample .*"expressions"'
+                       r'\); 1 invalid'):
+        RISFolderDataset(ann_file=str(tmp_path / 'refs.jsonl'), skip_invalid=True)
 
 
 def test_repeated_rows_are_counted_in_one_warning(tmp_path, tiny_parquet, monkeypatch):
