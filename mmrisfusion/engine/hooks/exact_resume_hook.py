@@ -134,10 +134,9 @@ class ExactResumeHook(Hook):
 
     def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
         """Keep the saved states until training starts (the Runner reseeds in between)."""
-        saved = checkpoint.get(CHECKPOINT_KEY)
-        filename = runner._load_from or find_latest_checkpoint(runner.work_dir)
-        self._resumed = None if saved is None else dict(
-            saved, iter=checkpoint.get('meta', {}).get('iter'), filename=filename)
+        self._resumed = dict(saved=checkpoint.get(CHECKPOINT_KEY),
+                             iter=checkpoint.get('meta', {}).get('iter'),
+                             filename=runner._load_from or find_latest_checkpoint(runner.work_dir))
 
     def before_train(self, runner: Runner) -> None:
         """On resume: align an epoch loop, give back the seeds, restore the generators."""
@@ -147,15 +146,22 @@ class ExactResumeHook(Hook):
         loop = runner.train_loop
         if isinstance(loop, EpochBasedTrainLoop):
             self._align_epoch(loop, resumed['filename'])
-        self._give_back_seeds(runner, resumed['sampler_seed'])
-        if len(resumed['ranks']) != get_world_size():
-            print_log(f'ExactResumeHook: the checkpoint was saved by {len(resumed["ranks"])} '
-                      f'process(es), this run has {get_world_size()}: the random generators '
+        saved = resumed['saved']
+        problem = None
+        if saved is None:
+            problem = 'holds no random states (saved without ExactResumeHook)'
+        else:
+            self._give_back_seeds(runner, saved['sampler_seed'])
+        if saved is not None and len(saved['ranks']) != get_world_size():
+            problem = (f'was saved by {len(saved["ranks"])} process(es), this run has '
+                       f'{get_world_size()}')
+        if problem is not None:
+            print_log(f'ExactResumeHook: {resumed["filename"]} {problem}: the random generators '
                       'are not restored, so the resumed run draws other random numbers than '
                       'the uninterrupted one would have', logger='current',
                       level=logging.WARNING)
             return
-        states = resumed['ranks'][get_rank()]
+        states = saved['ranks'][get_rank()]
         if isinstance(loop, IterBasedTrainLoop):
             loop.dataloader_iterator = _RestoreAfterSkip(loop, states)
         else:
@@ -187,6 +193,9 @@ class ExactResumeHook(Hook):
         if sampler_seed is not None and hasattr(dataloader.sampler, 'seed'):
             dataloader.sampler.seed = sampler_seed
         init = dataloader.worker_init_fn
-        if isinstance(init, functools.partial) and 'seed' in init.keywords:
+        if (isinstance(init, functools.partial)
+                and init.keywords.get('seed', runner.seed) != runner.seed):
             dataloader.worker_init_fn = functools.partial(
                 init.func, *init.args, **dict(init.keywords, seed=runner.seed))
+            # persistent workers the iteration loop started already: start them again
+            dataloader._iterator = None
