@@ -165,7 +165,8 @@ def rechunk_parquet(src: str, out_file: str, row_group_size: int = 64) -> int:
 
 
 #: What :func:`check_mm_ris` reports, in the order of its summary.
-CHECK_KINDS = ('invalid', 'duplicate', 'image_name_reused', 'mask_values', 'unknown_tokens')
+CHECK_KINDS = ('invalid', 'duplicate', 'repeated_expression', 'image_name_reused', 'mask_values',
+               'unknown_tokens')
 
 
 def check_mm_ris(src: str, tokenizer_path: Optional[str] = None, max_length: int = 20,
@@ -178,12 +179,15 @@ def check_mm_ris(src: str, tokenizer_path: Optional[str] = None, max_length: int
     - ``invalid``: what the dataset refuses (unreadable or damaged file or row group,
       non-UTF-8 or empty text, null, undecodable, oversized or mis-sized images or masks);
     - ``duplicate``: a row identical to an earlier one (all five columns);
+    - ``repeated_expression``: an earlier row's image and expression with another mask (one
+      expression for two objects);
     - ``image_name_reused``: an image name seen before with other image bytes;
     - ``mask_values``: a mask with values other than 0, 1 and 255 (NaN included);
     - ``unknown_tokens``: an expression whose kept tokens the tokenizer does not know
       (only with ``tokenizer_path``).
 
-    The dataset uses the last four with a warning; a test split scores duplicates twice.
+    The dataset uses all but the invalid ones with a warning; a test split scores duplicates
+    twice.
 
     Args:
         src (str): A parquet file or a folder of them.
@@ -232,6 +236,7 @@ class _RowChecker:
                          else TokenizeText(tokenizer_path, max_length))
         self.max_pixels = max_pixels
         self.rows: Dict[bytes, str] = {}  # digest of the whole row -> its source
+        self.expressions: Dict[Tuple[str, str], str] = {}  # (name, text) -> first source
         self.images: Dict[str, Tuple[bytes, str]] = {}  # name -> (image digest, source)
 
     def __call__(self, dataset: MMRISDataset, idx: int) -> List[Tuple[str, str]]:
@@ -246,8 +251,13 @@ class _RowChecker:
         row_digest = hashlib.sha1(image_digest + info['seg_bytes'] + info['img_name'].encode()
                                   + b'\0' + info['text'].encode()).digest()
         first_row = self.rows.setdefault(row_digest, info['source'])
+        first_expression = self.expressions.setdefault((info['img_name'], info['text']),
+                                                       info['source'])
         if first_row != info['source']:
             problems.append(('duplicate', f'{where}: the same row as {first_row}'))
+        elif first_expression != info['source']:
+            problems.append(('repeated_expression', f'{where}: the image and expression of '
+                             f'{first_expression} with another mask'))
         first_image = self.images.setdefault(info['img_name'], (image_digest, info['source']))
         if first_image[0] != image_digest:
             problems.append(('image_name_reused', f'{where}: other image bytes than '

@@ -183,6 +183,9 @@ def test_check_lists_one_bad_row_of_each_kind_in_one_pass(tmp_path, tiny_parquet
     rows['image_name'][7] = rows['image_name'][0]  # another scene's name
     for column in rows:
         rows[column].append(rows[column][9])  # row 12: a duplicate of row 9
+    for column in rows:  # row 13: row 10's image and expression with another mask
+        rows[column].append(rows[column][10])
+    rows['segmentation'][13] = npy_bytes(np.zeros((64, 64), np.uint8))
     path = write_raw_strings(tmp_path / 'hostile.parquet', rows)
     damage_page(path, 4, 'infrared_image')
     expected = [('invalid', 1, 'visible_image: Image size (900000000 pixels)'),
@@ -192,7 +195,9 @@ def test_check_lists_one_bad_row_of_each_kind_in_one_pass(tmp_path, tiny_parquet
                 ('mask_values', 5, 'values -1'),
                 ('unknown_tokens', 6, "'☃' gives the tokenizer no known word"),
                 ('image_name_reused', 7, 'other image bytes than hostile.parquet:row 0'),
-                ('duplicate', 12, 'the same row as hostile.parquet:row 9')]
+                ('duplicate', 12, 'the same row as hostile.parquet:row 9'),
+                ('repeated_expression', 13, 'the image and expression of hostile.parquet:row '
+                 '10 with another mask')]
     problems = check_mm_ris(str(path), minilm_path)
     assert [kind for kind, _ in problems] == [kind for kind, _, _ in expected]
     for (kind, message), (_, row, reason) in zip(problems, expected):
@@ -205,5 +210,5 @@ def test_check_lists_one_bad_row_of_each_kind_in_one_pass(tmp_path, tiny_parquet
     assert tool.main(['check', str(path), '--tokenizer', minilm_path]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[:len(expected)] == [f'{kind}: {message}' for kind, message in problems]
-    assert out[-1] == ('4 invalid row(s); suspicious: 1 duplicate, 1 image_name_reused, '
-                       '1 mask_values, 1 unknown_tokens')
+    assert out[-1] == ('4 invalid row(s); suspicious: 1 duplicate, 1 repeated_expression, '
+                       '1 image_name_reused, 1 mask_values, 1 unknown_tokens')
