@@ -20,4 +20,9 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='RISVisualizationHook', max_samples=4),
+    # random states and sampler seed in every checkpoint: a resumed run equals the
+    # uninterrupted one (mmrisfusion/engine/hooks/exact_resume_hook.py)
+    exact_resume=dict(type='ExactResumeHook'),
+    # DDP with plain BN: every rank keeps rank 0's BN statistics (the hook says why)
+    broadcast_buffers=dict(type='BroadcastBuffersHook'),
 )

@@ -17,9 +17,24 @@ def _export_slurm_env() -> None:
     os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
     os.environ.setdefault('MASTER_PORT', '29500')
     if 'MASTER_ADDR' not in os.environ:
-        nodes = os.environ['SLURM_NODELIST']
-        os.environ['MASTER_ADDR'] = subprocess.getoutput(
-            f'scontrol show hostname {nodes} | head -n1')
+        os.environ['MASTER_ADDR'] = _first_slurm_host(os.environ['SLURM_NODELIST'])
+
+
+def _first_slurm_host(nodes: str) -> str:
+    """The first host of a slurm node list (``node-[0-3]``), expanded by ``scontrol``.
+
+    The list goes to ``scontrol`` as one argument, never through a shell.
+    """
+    try:
+        hosts = subprocess.run(['scontrol', 'show', 'hostnames', nodes], capture_output=True,
+                               text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise RuntimeError(f'could not expand SLURM_NODELIST={nodes!r} with `scontrol show '
+                           f'hostnames` ({error}); set MASTER_ADDR yourself') from error
+    if not hosts:
+        raise RuntimeError(f'`scontrol show hostnames {nodes}` named no host; set MASTER_ADDR '
+                           'yourself')
+    return hosts[0]
 
 
 def _destroy_process_group() -> None:
@@ -40,7 +55,8 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     ``torch.cuda.set_device`` and fail (docs/environment.md#distributed-training-on-cpu), so
     we initialise a gloo process group ourselves (the Runner then skips its own
     initialisation) and wrap the model in DDP without device ids. SyncBN does not run on CPU:
-    CPU configs must use BN.
+    CPU configs must use BN, whose statistics ``BroadcastBuffersHook`` (a default hook of
+    ``configs/_base_/default_runtime.py``) keeps equal on every rank.
 
     Args:
         cfg (Config): The config to modify in place.
