@@ -157,7 +157,7 @@ def test_get_model_unknown_name():
 
 def _without_pretrained_files(node, clip_file: str):
     """The model config with its pretrained files replaced by stand-ins the tests have: a
-    random bert-base, the tiny OpenAI-layout CLIP, a random VGG19."""
+    random bert-base, the tiny OpenAI-layout CLIP, a random VGG19, timm's random init."""
     if isinstance(node, dict):
         node = {key: _without_pretrained_files(value, clip_file) for key, value in node.items()}
         if node.get('type') == 'HFTextEncoder' and node.get('model_path') is not None:
@@ -168,6 +168,8 @@ def _without_pretrained_files(node, clip_file: str):
         elif node.get('type') == 'PerceptualMaxLoss':
             node.pop('checkpoint', None)
             node['random_init'] = True
+        elif node.get('type') == 'LAVTTimmBackbone':
+            node.pop('pretrained_cfg_overlay', None)
         return node
     if isinstance(node, (list, tuple)):
         return type(node)(_without_pretrained_files(value, clip_file) for value in node)
