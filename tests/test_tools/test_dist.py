@@ -103,6 +103,19 @@ def test_dist_train_splits_data_over_two_ranks(dist_trained):
     assert 'Distributed training: True' in log
 
 
+def test_dist_train_with_activation_checkpointing(config, data_root, env, tmp_path):
+    """with_cp in the Swin blocks, the PWAMs and the fuser under DDP. mmseg's reentrant
+    checkpointing crashed DDP at the first iteration; a second iteration also fails if a
+    trainable parameter got no gradient in the first."""
+    run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(tmp_path),
+         *options(data_root, 'train_cfg.max_epochs=1', 'train_cfg.val_interval=2',
+                  'train_dataloader.batch_size=1', 'model.backbone.with_cp=True',
+                  'model.fuser.with_cp=True')], dict(env, PORT=str(free_port())))
+    meta = load_weights_only(str(tmp_path / 'epoch_1.pth'))['meta']
+    assert meta['iter'] == NUM_ROWS['train'] // 2  # 8 rows, batch 1 per rank, 2 ranks
+    assert 'with_cp=True' in next(tmp_path.glob('*/*.log')).read_text()
+
+
 def test_dist_test_gathers_every_sample(config, dist_trained, data_root, env, tmp_path):
     out_dir = tmp_path / 'results'
     run(['bash', 'tools/dist_test.sh', config, str(dist_trained / 'epoch_1.pth'), '2',

@@ -25,6 +25,7 @@ from mmrisfusion.utils.checkpoint import load_weights_only
 from mmrisfusion.utils.typing_utils import OptConfigType, OptMultiConfig
 
 from ..layers.lavt_fusion import PWAM, LanguageGate
+from ..utils.activation_checkpoint import checkpoint_call
 from ..utils.ckpt_convert import convert_swin_official
 
 SWIN_22K_URL = ('https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
@@ -124,8 +125,10 @@ class LAVTSwinTransformer(BaseModule):
         act_cfg (dict, optional): Activation of the MLPs. Defaults to None (GELU).
         norm_cfg (dict, optional): Normalisation of the blocks and outputs.
             Defaults to None (LayerNorm).
-        with_cp (bool): Whether the Swin blocks use activation checkpointing (saves memory
-            at 480 px, costs time). Defaults to False.
+        with_cp (bool): Whether the Swin blocks and the PWAMs use activation checkpointing
+            (:func:`~mmrisfusion.models.utils.checkpoint_call`, non-reentrant: saves memory
+            at 480 px, costs a second forward of each block in the backward; works under
+            DDP). Defaults to False.
         pretrained (str, optional): Path of an official Swin checkpoint (e.g.
             ``swin_base_patch4_window12_384_22k.pth``); shorthand for
             ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``. Defaults to None.
@@ -173,6 +176,7 @@ class LAVTSwinTransformer(BaseModule):
         norm_cfg = norm_cfg or dict(type='LN')
         self.embed_dims = embed_dims
         self.window_size = window_size
+        self.with_cp = with_cp
         self.depths = tuple(depths)
         self.out_indices = tuple(out_indices)
         self.num_features = [embed_dims * 2**i for i in range(num_stages)]
@@ -209,7 +213,9 @@ class LAVTSwinTransformer(BaseModule):
                     downsample=None,
                     act_cfg=act_cfg,
                     norm_cfg=norm_cfg,
-                    with_cp=with_cp))
+                    # mmseg's checkpointing is the reentrant variant, which breaks DDP:
+                    # forward() checkpoints the blocks itself.
+                    with_cp=False))
             self.pwams.append(
                 PWAM(dims, text_dims=text_dims, num_heads=fusion_heads[i],
                      dropout=fusion_drop))
@@ -308,8 +314,9 @@ class LAVTSwinTransformer(BaseModule):
         x = self.drop_after_pos(x)
         outs: List[Tensor] = []
         for i, stage in enumerate(self.stages):
-            x, hw_shape, _, _ = stage(x, hw_shape)
-            feat = self.pwams[i](x, text, text_mask)
+            for block in stage.blocks:
+                x = checkpoint_call(block, x, hw_shape, enabled=self.with_cp)
+            feat = checkpoint_call(self.pwams[i], x, text, text_mask, enabled=self.with_cp)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(feat)
                 outs.append(

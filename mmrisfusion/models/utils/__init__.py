@@ -1,3 +1,4 @@
+from .activation_checkpoint import checkpoint_call
 from .affine_crops import apply_affine_crops, random_affine_crop_params
 from .build import build_module
 from .ckpt_convert import (
@@ -25,9 +26,9 @@ from .frozen import FrozenNet
 
 __all__ = [
     'FrozenNet', 'IMAGENET_MEAN_01', 'IMAGENET_MEAN_255', 'IMAGENET_STD_01', 'IMAGENET_STD_255',
-    'apply_affine_crops', 'build_module', 'convert_hf_bert', 'convert_lavt_official',
-    'convert_official_fuser', 'convert_risfusion_official', 'convert_swin_official',
-    'denormalize', 'infer_lavt_arch', 'load_hf_bert_folder', 'normalize',
-    'official_fuser_config', 'random_affine_crop_params', 'rgb_to_luma', 'rgb_to_ycbcr',
-    'ycbcr_to_rgb'
+    'apply_affine_crops', 'build_module', 'checkpoint_call', 'convert_hf_bert',
+    'convert_lavt_official', 'convert_official_fuser', 'convert_risfusion_official',
+    'convert_swin_official', 'denormalize', 'infer_lavt_arch', 'load_hf_bert_folder',
+    'normalize', 'official_fuser_config', 'random_affine_crop_params', 'rgb_to_luma',
+    'rgb_to_ycbcr', 'ycbcr_to_rgb'
 ]

@@ -97,6 +97,36 @@ def test_loss_mode_keys_values_and_gradients(model):
     assert no_grad == {'backbone.lang_gates.3.fc1.weight', 'backbone.lang_gates.3.fc2.weight'}
 
 
+def test_activation_checkpointing_gives_the_same_step(cfg):
+    """with_cp in the Swin blocks, the PWAMs and the fuser: same losses, gradients and BN
+    statistics in training mode (dropout, drop-path and BN active)."""
+    runs = []
+    for with_cp in (False, True):
+        model_cfg = copy.deepcopy(cfg.model)
+        model_cfg.backbone.with_cp = with_cp
+        model_cfg.fuser.with_cp = with_cp
+        torch.manual_seed(0)
+        model = MODELS.build(model_cfg).train()
+        calls = []
+        for part in (model.backbone.stages[3].blocks[0], model.backbone.pwams[3],
+                     model.fuser.net.y_inc, model.fuser.net.lang_l4, model.fuser.net.u1):
+            part.register_forward_pre_hook(lambda module, args: calls.append(module))
+        data = _preprocessed(model)
+        torch.manual_seed(1)
+        losses = model(**data, mode='loss')
+        model.parse_losses(losses)[0].backward()
+        # With checkpointing, the backward runs each part's forward a second time.
+        assert len(calls) == 5 * (2 if with_cp else 1)
+        runs.append((model, losses))
+    (plain, plain_losses), (cp, cp_losses) = runs
+    torch.testing.assert_close(cp_losses, plain_losses, rtol=0, atol=0)
+    for (name, p_plain), p_cp in zip(plain.named_parameters(), cp.parameters()):
+        if p_plain.grad is not None:
+            torch.testing.assert_close(p_cp.grad, p_plain.grad, rtol=0, atol=0, msg=name)
+    for (name, b_plain), b_cp in zip(plain.named_buffers(), cp.buffers()):
+        torch.testing.assert_close(b_cp, b_plain, rtol=0, atol=0, msg=name)
+
+
 def test_fusion_loss_trains_fuser_and_text_but_not_segmentation(model):
     data = _preprocessed(model)
     inputs = data['inputs']
