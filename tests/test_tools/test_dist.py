@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mmengine.config import Config
 
 from mmrisfusion.datasets.synthetic_mmris import make_synthetic_splits
 from mmrisfusion.utils.checkpoint import load_weights_only
@@ -93,7 +94,7 @@ def dist_trained(config, data_root, env, tmp_path_factory) -> Path:
     return work_dir
 
 
-def test_dist_train_splits_data_over_two_ranks(dist_trained):
+def test_dist_train_splits_data_over_two_ranks(config, dist_trained):
     checkpoint = dist_trained / 'epoch_1.pth'
     assert checkpoint.is_file()
     meta = load_weights_only(str(checkpoint))['meta']
@@ -101,6 +102,8 @@ def test_dist_train_splits_data_over_two_ranks(dist_trained):
     assert meta['epoch'] == 1 and meta['iter'] == 1
     log = next(dist_trained.glob('*/*.log')).read_text()
     assert 'Distributed training: True' in log
+    # DDP without find_unused_parameters: every trainable parameter gets a gradient.
+    assert not Config.fromfile(config).get('find_unused_parameters', False)
 
 
 def test_dist_train_with_activation_checkpointing(config, data_root, env, tmp_path):

@@ -13,9 +13,6 @@ swin_checkpoint = 'data/pretrained/swin_base_patch4_window12_384_22k.pth'
 # output) on the 0..1 scale: change both together.
 img_mean = [123.675, 116.28, 103.53]
 img_std = [58.395, 57.12, 57.375]
-# The last stage's language gate updates a state nothing reads (as in LAVT, whose weights it
-# keeps), so DDP must tolerate parameters without gradients.
-find_unused_parameters = True
 # The BatchNorm of the fuser and of the decode head (published: BN). Multi-GPU training
 # synchronises both: set norm_cfg=dict(type='SyncBN', requires_grad=True) in a leaf's
 # model.fuser and model.decode_head, or sync_bn='torch' (mmengine converts every BN).

@@ -91,7 +91,14 @@ class LAVTSwinTransformer(BaseModule):
     Call graph: ``forward(x, text_feats, text_mask)`` -> ``patch_embed`` -> for every stage
     ``stages[i]`` -> ``pwams[i]`` -> ``norm{i}`` (output) -> ``lang_gates[i]`` ->
     ``downsamples[i]`` (the last two not after the last stage, whose gate is kept only for
-    checkpoint compatibility and gets no gradient, as in LAVT).
+    checkpoint compatibility: frozen and never computed, see below).
+
+    The last stage's gate would update a stream that no later stage reads (LAVT's outputs are
+    ``LayerNorm_i(F)``, not ``X``). The published code still has it and computes it, and its
+    parameters never get a gradient. We keep its weights, so the published checkpoints load
+    and save with the same keys, but freeze them (``requires_grad=False``) and skip the
+    computation: the numbers are the published ones, and every trainable parameter gets a
+    gradient, so DDP runs without ``find_unused_parameters`` (and its graph walk per step).
 
     The defaults are RIS-FUSION's Swin-B (window 12, for the
     ``swin_base_patch4_window12_384_22k`` weights); use ``window_size=7`` with the ImageNet-1k
@@ -226,10 +233,8 @@ class LAVTSwinTransformer(BaseModule):
                                      norm_cfg=norm_cfg if patch_norm else None))
         for i in self.out_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
-        # The last stage's gate would update a stream that no later stage reads (LAVT's
-        # outputs are LayerNorm_i(F), not X). The published code still has it and computes
-        # it; we keep it so official checkpoints load but skip computing it. Its parameters
-        # get no gradient, as in LAVT: DDP needs find_unused_parameters=True.
+        # The last stage's gate: loadable, frozen, never computed (see the class docstring).
+        self.lang_gates[-1].requires_grad_(False)
 
     def init_weights(self) -> None:
         """Initialise as the official code does, then load the Swin weights if given.
