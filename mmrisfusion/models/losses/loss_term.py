@@ -41,6 +41,41 @@ def check_loss_name(loss_name: object, owner: str) -> str:
     return loss_name
 
 
+def at_least_float32(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is in a half type (fp16, bf16, e.g. under autocast).
+
+    Loss sums over many pixels lose their digits in half precision; float64 stays float64.
+
+    Args:
+        x (Tensor): A floating-point tensor.
+
+    Returns:
+        Tensor: ``x`` or its float32 copy.
+    """
+    return x.float() if x.is_floating_point() and x.element_size() < 4 else x
+
+
+def check_class_labels(seg_label: Tensor, num_classes: int, ignore_index: int,
+                       owner: str) -> None:
+    """Raise a clear error for labels outside ``0..num_classes-1`` and ``ignore_index``.
+
+    Only labels on the CPU are checked: on an accelerator the check would need a host
+    synchronisation every step (our loaders give valid labels by construction).
+
+    Args:
+        seg_label (Tensor): Class labels of any shape.
+        num_classes (int): Number of classes.
+        ignore_index (int): The label that marks ignored pixels.
+        owner (str): Who checks (a class name), for the error.
+    """
+    if seg_label.device.type != 'cpu':
+        return
+    bad = (seg_label != ignore_index) & ((seg_label < 0) | (seg_label >= num_classes))
+    if bad.any():
+        raise ValueError(f'{owner}: labels must be in 0..{num_classes - 1} or '
+                         f'ignore_index={ignore_index}, found {seg_label[bad].unique().tolist()}')
+
+
 class BaseLossTerm(nn.Module):
     """Base of every loss term: a weight and a validated name.
 
