@@ -20,6 +20,7 @@ A plugin term derives from :class:`BaseFusionLoss`::
 """
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Union
 
+import torch
 from torch import Tensor, nn
 
 from ..utils.build import build_module
@@ -59,8 +60,9 @@ def check_class_labels(seg_label: Tensor, num_classes: int, ignore_index: int,
                        owner: str) -> None:
     """Raise a clear error for labels outside ``0..num_classes-1`` and ``ignore_index``.
 
-    Only labels on the CPU are checked: on an accelerator the check would need a host
-    synchronisation every step (our loaders give valid labels by construction).
+    Only labels on the CPU are checked, and not under ``torch.compile``: on an accelerator
+    the check would need a host synchronisation every step, and in a compiled graph it
+    would break the graph (our loaders give valid labels by construction).
 
     Args:
         seg_label (Tensor): Class labels of any shape.
@@ -68,7 +70,7 @@ def check_class_labels(seg_label: Tensor, num_classes: int, ignore_index: int,
         ignore_index (int): The label that marks ignored pixels.
         owner (str): Who checks (a class name), for the error.
     """
-    if seg_label.device.type != 'cpu':
+    if seg_label.device.type != 'cpu' or torch.compiler.is_compiling():
         return
     bad = (seg_label != ignore_index) & ((seg_label < 0) | (seg_label >= num_classes))
     if bad.any():

@@ -244,6 +244,24 @@ def test_forward_with_text_feats_matches_the_full_path(model):
     assert [f.shape[1:] for f in feats] == [(16, 16, 16), (32, 8, 8), (64, 4, 4), (128, 2, 2)]
 
 
+def test_forward_traces_without_graph_breaks(model):
+    """torch.compile (the runtime config's compile option) captures the whole forward, in
+    the tensor mode (inference) and the loss mode (training), as one graph."""
+    data = _preprocessed(model)
+    torch._dynamo.reset()
+    try:
+        model.eval()
+        tensor = torch._dynamo.explain(lambda inputs: model(inputs, mode='tensor'))
+        model.train()
+        loss = torch._dynamo.explain(lambda inputs: model(inputs, data['data_samples'],
+                                                          mode='loss'))
+        for explained in (tensor(data['inputs']), loss(data['inputs'])):
+            assert explained.graph_break_count == 0, explained.break_reasons
+            assert explained.graph_count == 1
+    finally:
+        torch._dynamo.reset()
+
+
 def test_train_step_and_val_step(cfg, model):
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
     before = {k: v.clone() for k, v in model.state_dict().items()}
