@@ -2,8 +2,20 @@ default_scope = 'mmrisfusion'
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # NCCL on GPUs; on a machine without GPU, tools/train.py and tools/test.py use gloo
+    # (mmrisfusion.utils.setup_launcher).
     dist_cfg=dict(backend='nccl'),
 )
+# diff_rank_seed: every rank draws its own drop-path and dropout masks, LDFusion noise, crops
+# and patches, and augmentations (seed + rank; the sampler still shuffles alike on all ranks).
+# deterministic=True gives a reproducible run, on GPUs too (DeterminismHook below): a few
+# backward ops have no deterministic CUDA kernel and warn instead (docs/training.md).
+randomness = dict(seed=None, diff_rank_seed=True, deterministic=False)
+# torch.compile of the training step (mmengine's option): compile=dict(dynamic=False). Our
+# models trace as one graph; a static graph recompiles once per new input shape (e.g. a
+# smaller last batch), while compile=True (automatic dynamic shapes) recompiled for over
+# 10 minutes when the batch size changed (docs/training.md#torchcompile).
+compile = False
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='RISLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)
@@ -17,4 +29,5 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='RISVisualizationHook', max_samples=4),
+    determinism=dict(type='DeterminismHook'),
 )

@@ -1,4 +1,5 @@
+from .determinism_hook import DeterminismHook
 from .result_saver_hook import RISResultSaverHook
 from .visualization_hook import RISVisualizationHook
 
-__all__ = ['RISResultSaverHook', 'RISVisualizationHook']
+__all__ = ['DeterminismHook', 'RISResultSaverHook', 'RISVisualizationHook']
