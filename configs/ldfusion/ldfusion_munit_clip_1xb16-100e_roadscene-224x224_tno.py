@@ -47,10 +47,14 @@ train_pipeline = [
     dict(type='LoadRISImages', ir_channels=3),
     dict(type='PackRISInputs'),
 ]
+# ris_collate stacks the images in the workers and pin_memory pins the batch, for one
+# non-blocking copy to the GPU (the tools turn pin_memory off on a machine without one).
 train_dataloader = dict(
     batch_size=16,
     num_workers=4,
     persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='mmrisfusion.ris_collate'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='IVIFFolderDataset', data_root='data/ivif/roadscene',
                  pipeline=train_pipeline))
