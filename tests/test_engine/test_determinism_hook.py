@@ -39,6 +39,8 @@ def _runner(config, work_dir, **randomness):
     cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
     cfg.randomness.update(randomness)
+    # Visualisers are process-wide by name: leave the config's name to the tests that draw.
+    cfg.visualizer.name = 'test_determinism_hook'
     return Runner.from_cfg(cfg)
 
 
