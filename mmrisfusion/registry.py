@@ -53,7 +53,7 @@ OPTIM_WRAPPERS = Registry('optim_wrapper', parent=mmseg.OPTIM_WRAPPERS, scope='m
                           locations=['mmseg.engine.optimizers'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor', parent=mmseg.OPTIM_WRAPPER_CONSTRUCTORS,
-    scope='mmrisfusion', locations=['mmseg.engine.optimizers'])
+    scope='mmrisfusion', locations=['mmrisfusion.engine.optimizers', 'mmseg.engine.optimizers'])
 PARAM_SCHEDULERS = Registry('parameter scheduler', parent=mmseg.PARAM_SCHEDULERS,
                             scope='mmrisfusion', locations=['mmseg.engine.schedulers'])
 EVALUATOR = Registry('evaluator', parent=mmseg.EVALUATOR, scope='mmrisfusion',

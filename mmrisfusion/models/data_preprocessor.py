@@ -166,8 +166,12 @@ class RISDataPreProcessor(BaseDataPreprocessor):
                              f'{dict(zip(names, sizes))}; set size or size_divisor to pad them')
         return h, w
 
+    @torch.compiler.disable
     def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:
         """Normalise, pad and stack a collated batch on the device.
+
+        Not traced by ``torch.compile``: it reads and writes every sample's metainfo, which
+        would make a compiled training step recompile for every batch.
 
         Args:
             data (dict): ``inputs`` and ``data_samples`` from the dataloader.

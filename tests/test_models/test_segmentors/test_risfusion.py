@@ -262,6 +262,37 @@ def test_forward_traces_without_graph_breaks(model):
         torch._dynamo.reset()
 
 
+def test_compiled_train_step_matches_eager_and_compiles_once(cfg):
+    """What mmengine's compile=dict(dynamic=False) does: torch.compile(model.train_step).
+    Three steps on batches with new metainfo and a learning rate that changes every step,
+    as the schedulers do: the losses of eager mode, and no recompilation after the first
+    step (the data preprocessor and the parameter update run eagerly)."""
+    losses = []
+    torch._dynamo.reset()
+    try:
+        for compiled in (False, True):
+            torch.manual_seed(0)
+            model = MODELS.build(copy.deepcopy(cfg.model)).train()
+            optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+            step = (torch.compile(model.train_step, backend='eager', dynamic=False)
+                    if compiled else model.train_step)
+            run = []
+            for i in range(3):
+                batch = _raw_batch()
+                for k, sample in enumerate(batch['data_samples']):
+                    sample.set_metainfo(dict(img_name=f'{i}_{k}.png', sample_idx=2 * i + k))
+                for group in optim_wrapper.param_groups:
+                    group['lr'] *= 0.9
+                torch.manual_seed(i)
+                with torch._dynamo.config.patch(error_on_recompile=compiled and i > 0):
+                    run.append(step(batch, optim_wrapper)['loss'].detach())
+            losses.append(torch.stack(run))
+    finally:
+        torch._dynamo.reset()
+    torch.testing.assert_close(losses[1], losses[0])
+    assert not torch.equal(losses[0][0], losses[0][2])  # the parameters did change
+
+
 def test_train_step_and_val_step(cfg, model):
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
     before = {k: v.clone() for k, v in model.state_dict().items()}
