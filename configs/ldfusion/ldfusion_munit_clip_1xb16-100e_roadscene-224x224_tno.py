@@ -57,11 +57,15 @@ train_pipeline = [
 ]
 # One epoch = 10 passes over the file list, as the published data set; the last incomplete
 # batch is dropped, as its DataLoader does.
+# ris_collate stacks the images in the workers and pin_memory pins the batch, for one
+# non-blocking copy to the GPU (the tools turn pin_memory off on a machine without one).
 train_dataloader = dict(
     batch_size=16,
     num_workers=4,
     persistent_workers=True,
     drop_last=True,
+    pin_memory=True,
+    collate_fn=dict(type='mmrisfusion.ris_collate'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='RepeatDataset', times=10,
                  dataset=dict(type='IVIFFolderDataset', data_root='data/ivif/roadscene',

@@ -49,14 +49,16 @@ def _destroy_process_group() -> None:
 
 
 def setup_launcher(cfg: Config, launcher: str) -> None:
-    """Prepare ``cfg`` for ``Runner.from_cfg`` under the given launcher.
+    """Prepare ``cfg`` for ``Runner.from_cfg`` under the given launcher and on this machine.
 
-    With a GPU, mmengine's own launchers do the work. Without one, mmengine's launchers call
-    ``torch.cuda.set_device`` and fail (docs/environment.md#distributed-training-on-cpu), so
-    we initialise a gloo process group ourselves (the Runner then skips its own
-    initialisation) and wrap the model in DDP without device ids. SyncBN does not run on CPU:
-    CPU configs must use BN, whose statistics ``BroadcastBuffersHook`` (a default hook of
-    ``configs/_base_/default_runtime.py``) keeps equal on every rank.
+    Without a GPU the dataloaders do not pin memory (:func:`pin_memory_only_with_gpu`).
+    With a GPU, mmengine's own launchers do the work, with the config's backend (NCCL).
+    Without one, mmengine's launchers call ``torch.cuda.set_device`` and fail
+    (docs/environment.md#distributed-training-on-cpu), so we initialise a gloo process
+    group ourselves (the Runner then skips its own initialisation) and wrap the model in DDP
+    without device ids. SyncBN does not run on CPU: CPU configs must use BN, whose statistics
+    ``BroadcastBuffersHook`` (a default hook of ``configs/_base_/default_runtime.py``) keeps
+    equal on every rank.
 
     Args:
         cfg (Config): The config to modify in place.
@@ -65,6 +67,7 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     if launcher not in LAUNCHERS:
         raise ValueError(f'launcher must be one of {LAUNCHERS}, got {launcher!r}')
     cfg.launcher = launcher
+    pin_memory_only_with_gpu(cfg)
     if launcher == 'none' or torch.cuda.is_available():
         return
     if launcher == 'slurm':
@@ -78,3 +81,20 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+
+
+def pin_memory_only_with_gpu(cfg: Config) -> None:
+    """Switch the dataloaders' ``pin_memory`` off on a machine without a GPU.
+
+    The shipped configs pin the batches for a non-blocking copy to the GPU; without one,
+    pinning has no use and torch warns at every epoch.
+
+    Args:
+        cfg (Config): The config to modify in place.
+    """
+    if torch.cuda.is_available():
+        return
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if isinstance(loader, dict) and loader.get('pin_memory'):
+            loader['pin_memory'] = False

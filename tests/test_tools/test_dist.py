@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from mmrisfusion.datasets.synthetic_mmris import make_synthetic_splits
 from mmrisfusion.utils.checkpoint import load_weights_only
@@ -138,7 +139,7 @@ def dist_trained(config, data_root, env, tmp_path_factory) -> Path:
     return work_dir
 
 
-def test_dist_train_splits_data_over_two_ranks(dist_trained):
+def test_dist_train_splits_data_over_two_ranks(config, dist_trained):
     checkpoint = dist_trained / 'epoch_1.pth'
     assert checkpoint.is_file()
     meta = load_weights_only(str(checkpoint))['meta']
@@ -146,6 +147,22 @@ def test_dist_train_splits_data_over_two_ranks(dist_trained):
     assert meta['epoch'] == 1 and meta['iter'] == 1
     log = next(dist_trained.glob('*/*.log')).read_text()
     assert 'Distributed training: True' in log
+    # DDP without find_unused_parameters: every trainable parameter gets a gradient.
+    assert not Config.fromfile(config).get('find_unused_parameters', False)
+
+
+def test_dist_train_with_activation_checkpointing(config, data_root, env, tmp_path):
+    """with_cp in the Swin blocks, the PWAMs and the fuser under DDP. mmseg's reentrant
+    checkpointing crashed DDP at the first iteration; a second iteration also fails if a
+    trainable parameter got no gradient in the first."""
+    run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(tmp_path),
+         *options(data_root, 'train_cfg.max_epochs=1', 'train_cfg.val_interval=2',
+                  'train_dataloader.batch_size=1', 'train_dataloader.dataset.indices=6',
+                  'model.backbone.with_cp=True', 'model.fuser.with_cp=True')],
+        dict(env, PORT=str(free_port())))
+    meta = load_weights_only(str(tmp_path / 'epoch_1.pth'))['meta']
+    assert meta['iter'] == 3  # 6 rows, batch 1 per rank, 2 ranks
+    assert 'with_cp=True' in next(tmp_path.glob('*/*.log')).read_text()
 
 
 def test_auto_scale_lr_follows_the_total_batch(dist_trained):

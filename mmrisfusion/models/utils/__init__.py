@@ -1,3 +1,4 @@
+from .activation_checkpoint import checkpoint_call
 from .affine_crops import (
     PUBLISHED_AFFINE,
     AffineCrops,
@@ -37,7 +38,7 @@ from .frozen import FrozenNet
 
 __all__ = [
     'AffineCrops', 'FrozenNet', 'IMAGENET_MEAN_01', 'IMAGENET_MEAN_255', 'IMAGENET_STD_01',
-    'IMAGENET_STD_255', 'PUBLISHED_AFFINE', 'build_module', 'convert_hf_bert',
+    'IMAGENET_STD_255', 'PUBLISHED_AFFINE', 'build_module', 'checkpoint_call', 'convert_hf_bert',
     'convert_lavt_checkpoint', 'convert_lavt_official', 'convert_ldfusion_official',
     'convert_official_fuser', 'convert_risfusion_official', 'convert_swin_official',
     'cut_patches', 'cut_training_crops', 'denormalize', 'infer_lavt_arch',

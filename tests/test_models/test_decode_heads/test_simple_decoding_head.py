@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from mmrisfusion.models.decode_heads import SimpleDecodingHead
 from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
@@ -129,3 +130,34 @@ def test_init_cfg_still_applies_over_the_published_init():
     head = SimpleDecodingHead(**TINY, init_cfg=dict(type='Constant', val=0.5, layer='Conv2d'))
     head.init_weights()
     assert all(conv.weight.eq(0.5).all() for conv in _fusion_convs(head))
+def test_loss_and_predict_by_feat_are_mmsegs():
+    """Our *_by_feat avoid mmseg's host synchronisations and resize warning, with mmseg's
+    numbers: two summed losses of one name, acc_seg (with ignored pixels) and the resize."""
+    torch.manual_seed(0)
+    loss_decode = [dict(type=f'mmrisfusion.{name}', **extra) for name, extra in (
+        ('TwoClassDiceLoss', {}), ('TwoClassDiceLoss', dict(eps=1e-3)),
+        ('WeightedCrossEntropyLoss', {}))]
+    head = SimpleDecodingHead(**TINY, loss_decode=loss_decode)
+    logits = torch.randn(2, 2, 8, 8)
+    labels = torch.randint(0, 2, (2, 32, 32))
+    labels[1, 20:] = 255
+    ours = head.loss_by_feat(logits, _samples(labels))
+    theirs = BaseDecodeHead.loss_by_feat(head, logits, _samples(labels))
+    assert set(ours) == set(theirs) == {'loss_dice', 'loss_ce', 'acc_seg'}
+    for key in ours:
+        torch.testing.assert_close(ours[key], theirs[key].reshape(()), msg=key)
+    metas = [dict(img_shape=(30, 28), pad_shape=(32, 32))]
+    torch.testing.assert_close(head.predict_by_feat(logits, metas),
+                               BaseDecodeHead.predict_by_feat(head, logits, metas))
+
+
+def test_loss_without_accuracy_and_without_host_synchronisation():
+    """On meta tensors (no data) any data-dependent branch or .item() would raise."""
+    head = SimpleDecodingHead(**TINY, log_accuracy=False)
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    assert set(head.loss_by_feat(torch.randn(2, 2, 8, 8), _samples(labels))) == {'loss_dice'}
+    head = SimpleDecodingHead(**TINY).to('meta')
+    feats = [f.to('meta') for f in _feats(size=(8, 8))]
+    losses = head.loss(feats, _samples(labels.to('meta')), None)
+    assert {k: v.device.type for k, v in losses.items()} == dict(loss_dice='meta',
+                                                                acc_seg='meta')
