@@ -1,5 +1,5 @@
 """Collate RIS samples with the images already stacked, for one pinned host-to-device copy."""
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from mmengine.dataset import pseudo_collate
@@ -9,7 +9,7 @@ from mmrisfusion.registry import FUNCTIONS
 
 
 @FUNCTIONS.register_module()
-def ris_collate(data_batch: Sequence[dict]) -> Any:
+def ris_collate(data_batch: Sequence[dict], _scope_: Optional[str] = None) -> Any:
     """mmengine's ``pseudo_collate``, with each image modality stacked where it can be.
 
     ``inputs = dict(vis=(B, 3, H, W), ir=(B, C, H, W))`` uint8 tensors when the samples of
@@ -21,6 +21,9 @@ def ris_collate(data_batch: Sequence[dict]) -> Any:
 
     Args:
         data_batch (Sequence[dict]): Packed samples (``PackRISInputs``).
+        _scope_ (str, optional): Ignored. A config inheriting ours through
+            ``mmrisfusion::`` gets ``_scope_`` in its ``collate_fn`` dict, and mmengine's
+            Runner passes every key but ``type`` to the function.
 
     Returns:
         Any: The collated batch.

@@ -61,7 +61,7 @@ def test_deterministic_runs_warn_instead_of_raising(tiny_ris_config_file, tmp_pa
 
 def test_nothing_changes_by_default(tiny_ris_config_file, restore_determinism):
     randomness = Config.fromfile(tiny_ris_config_file).randomness
-    assert randomness == dict(seed=None, diff_rank_seed=True, deterministic=False)
+    assert randomness == dict(seed=0, diff_rank_seed=True, deterministic=False)
     torch.use_deterministic_algorithms(False)
     DeterminismHook().before_run(SimpleNamespace(deterministic=False))
     assert not torch.are_deterministic_algorithms_enabled()
