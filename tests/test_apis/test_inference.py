@@ -72,6 +72,12 @@ def test_checkpoint_errors(checkpoints, tmp_path, tiny_ris_config_file):
     torch.save({k: v for k, v in state.items() if k not in dropped}, partial)
     with pytest.raises(RuntimeError, match=r'partial.pth does not match.*3 missing keys'):
         load_model_checkpoint(model, partial)
+    resized = tmp_path / 'resized.pth'
+    key = next(k for k in state if k.endswith('.weight') and state[k].dim() == 2)
+    torch.save(dict(state, **{key: state[key][:, :1].clone()}), resized)
+    with pytest.raises(RuntimeError, match=rf'resized.pth does not match the model .*size '
+                       rf'mismatch for {key}'):
+        load_model_checkpoint(model, resized)
     official = tmp_path / 'official.pth'
     torch.save(dict(model={}, prefusion_model={}, epoch=1), official)
     with pytest.raises(ValueError, match='risfusion_official.py'):
@@ -134,6 +140,19 @@ def test_pair_inferencer_loads_the_pair_once(model, pair, monkeypatch):
         torch.testing.assert_close(result.logits, expected.logits)
         assert result.data_sample.text == expression
     assert not torch.allclose(first.logits, second.logits)
+
+
+def test_inference_on_an_image_three_pixels_wide(model, pair):
+    """The fused image is (H, W, 3) whatever H and W: a (3, 7, 3) tensor is read as its
+    channels first, not as 3 rows of 7 pixels."""
+    vis = cv2.resize(cv2.cvtColor(cv2.imread(str(pair[0])), cv2.COLOR_BGR2RGB), (3, 7))
+    ir = cv2.resize(cv2.imread(str(pair[1]), cv2.IMREAD_GRAYSCALE), (3, 7))
+    result = inference_model(model, vis, ir, TEXT)
+    assert result.fused.shape == (7, 3, 3) and result.mask.shape == (7, 3)
+    fused = torch.nn.functional.interpolate(result.data_sample.pred_fused.data[None],
+                                            size=(7, 3), mode='bilinear')[0]
+    expected = (fused.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    assert np.array_equal(result.fused, expected)
 
 
 def test_inference_input_errors(model, pair):

@@ -1,0 +1,3 @@
+from .default_constructor import EagerUpdateOptimWrapperConstructor
+
+__all__ = ['EagerUpdateOptimWrapperConstructor']
