@@ -149,6 +149,29 @@ def tiny_ris_config_file(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.fixture(scope='session')
+def tiny_ris_checkpoint(tmp_path_factory, tiny_ris_config_file) -> str:
+    """Random weights of the tiny RIS-FUSION (seed 0), saved as a weights-only ``.pth``."""
+    import torch
+
+    from mmrisfusion.apis import init_model
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('tiny_checkpoint') / 'tiny.pth'
+    torch.save(init_model(tiny_ris_config_file).state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture(scope='session')
+def load_repo_script():
+    """A function importing a script of the repository (``demo/``, ``tools/``) by its path."""
+    def load(relative: str):
+        spec = importlib.util.spec_from_file_location(Path(relative).stem, REPO_ROOT / relative)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
+
+
 # Tiny random CLIP checkpoints (HF folder and OpenAI-layout file), written once per session.
 LETTERS = 'abcdefghijklmnopqrstuvwxyz'
 

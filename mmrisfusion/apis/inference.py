@@ -3,7 +3,7 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -209,6 +209,36 @@ def _is_annotation_loader(transform_cfg: dict) -> bool:
     return 'Annotation' in str(transform_cfg.get('type', ''))
 
 
+def inference_pipeline(cfg: Config) -> list:
+    """The steps inference runs: the config's test pipeline without the ground-truth loading.
+
+    Args:
+        cfg (Config): A model's config.
+
+    Returns:
+        list[dict]: Transform configs (copies).
+    """
+    return [t for t in _pipeline_config(cfg) if not _is_annotation_loader(t)]
+
+
+def _model_cfg(model: nn.Module) -> Config:
+    """The config :func:`init_model` attached, with its default scope made current."""
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None:
+        raise AttributeError('the model has no `cfg`: build it with mmrisfusion.apis.init_model')
+    init_default_scope(cfg.get('default_scope', 'mmrisfusion'))
+    return cfg
+
+
+def _pair_results(vis: ImageInput, ir: ImageInput, index: int,
+                  caller: str = 'inference_model') -> dict:
+    """The dataset-style results dict of one pair, before the pipeline."""
+    name = Path(vis).name if isinstance(vis, (str, Path)) else f'{index}.png'
+    return dict(img_name=name, sample_idx=index, source=f'{caller}:{name}',
+                seg_fields=[], **_image_entry(vis, 'vis', gray=False),
+                **_image_entry(ir, 'ir', gray=True))
+
+
 def inference_model(model: nn.Module, vis: Union[ImageInput, Sequence[ImageInput]],
                     ir: Union[ImageInput, Sequence[ImageInput]],
                     text: Union[str, Sequence[str], None] = None
@@ -240,18 +270,11 @@ def inference_model(model: nn.Module, vis: Union[ImageInput, Sequence[ImageInput
     if not len(vis_list) == len(ir_list) == len(text_list):
         raise ValueError(f'got {len(vis_list)} VIS, {len(ir_list)} IR images and '
                          f'{len(text_list)} expressions; they must pair up')
-    cfg = getattr(model, 'cfg', None)
-    if cfg is None:
-        raise AttributeError('the model has no `cfg`: build it with mmrisfusion.apis.init_model')
-    init_default_scope(cfg.get('default_scope', 'mmrisfusion'))
-    pipeline = Compose([t for t in _pipeline_config(cfg) if not _is_annotation_loader(t)])
+    pipeline = Compose(inference_pipeline(_model_cfg(model)))
     samples = []
     for index, (vis_image, ir_image, expression) in enumerate(
             zip(vis_list, ir_list, text_list)):
-        name = Path(vis_image).name if isinstance(vis_image, (str, Path)) else f'{index}.png'
-        results = dict(img_name=name, sample_idx=index, source=f'inference_model:{name}',
-                       seg_fields=[], **_image_entry(vis_image, 'vis', gray=False),
-                       **_image_entry(ir_image, 'ir', gray=True))
+        results = _pair_results(vis_image, ir_image, index)
         if expression is not None:
             results['text'] = expression
         samples.append(pipeline(results))
@@ -294,3 +317,60 @@ def _to_result(sample: RISDataSample, align_corners: bool) -> RISResult:
         mask=mask,
         logits=logits,
         data_sample=sample)
+
+
+def _is_text_step(transform_cfg: dict) -> bool:
+    """Whether a pipeline step reads the expression (``TokenizeText``)."""
+    return 'TokenizeText' in str(transform_cfg.get('type', ''))
+
+
+class PairInferencer:
+    """Many expressions on one IR/VIS pair: the images go through the pipeline once.
+
+    The inference pipeline (:func:`inference_pipeline`) is split before its first
+    ``TokenizeText``: the steps before it (decoding, resizing) run once, here; each call
+    runs the rest (tokenisation, packing) and the network. An interactive session asks
+    several questions about one pair without decoding and resizing the images again; the
+    outputs are those of :func:`inference_model`.
+
+    Example:
+        >>> pair = PairInferencer(model, 'vis.png', 'ir.png')
+        >>> pair('the person on the left').mask, pair('the warm car').mask
+
+    Args:
+        model (nn.Module): A model from :func:`init_model`.
+        vis (str | Path | np.ndarray): Visible image: a file or an ``(H, W, 3)`` uint8 RGB
+            array.
+        ir (str | Path | np.ndarray): Infrared image: a file or an ``(H, W)``/``(H, W, 3)``
+            uint8 array.
+    """
+
+    def __init__(self, model: nn.Module, vis: ImageInput, ir: ImageInput) -> None:
+        steps = inference_pipeline(_model_cfg(model))
+        split = next((k for k, step in enumerate(steps) if _is_text_step(step)), len(steps))
+        self.model = model
+        self._text_pipeline = Compose(steps[split:])
+        self.prepared = Compose(steps[:split])(_pair_results(vis, ir, 0, 'PairInferencer'))
+
+    @property
+    def ori_shape(self) -> Tuple[int, int]:
+        """(H, W) of the pair as loaded."""
+        return tuple(self.prepared['ori_shape'][:2])
+
+    def __call__(self, text: Optional[str]) -> RISResult:
+        """Fuse and segment the pair with one expression.
+
+        Args:
+            text (str, optional): The referring expression (None for fusion-only models).
+
+        Returns:
+            RISResult: As :func:`inference_model` returns it.
+        """
+        results = copy.deepcopy(self.prepared)
+        if text is not None:
+            results['text'] = text
+        _model_cfg(self.model)  # the model's default scope, for the remaining steps
+        sample = self._text_pipeline(results)
+        with torch.no_grad():
+            output = self.model.test_step(pseudo_collate([sample]))[0]
+        return _to_result(output, bool(getattr(self.model, 'align_corners', False)))

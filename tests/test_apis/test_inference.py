@@ -10,7 +10,13 @@ import torch
 from mmengine.config import Config
 from safetensors.torch import save_file
 
-from mmrisfusion.apis import RISResult, inference_model, init_model, load_model_checkpoint
+from mmrisfusion.apis import (
+    PairInferencer,
+    RISResult,
+    inference_model,
+    init_model,
+    load_model_checkpoint,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEXT = 'the warm person on the left'
@@ -115,6 +121,25 @@ def test_inference_on_tno_pair(model, pair):
     # (tools/analysis_tools/check_reference.py): a few 1e-4 on the logits.
     torch.testing.assert_close(batch[0].logits, result.logits, rtol=1e-3, atol=1e-3)
     assert not torch.allclose(batch[0].logits, batch[1].logits)
+
+
+def test_pair_inferencer_loads_the_pair_once(model, pair, monkeypatch):
+    from mmrisfusion.datasets.transforms import LoadRISImages
+    loads = []
+    original = LoadRISImages.transform
+    monkeypatch.setattr(LoadRISImages, 'transform',
+                        lambda self, results: loads.append(1) or original(self, results))
+    vis_path, ir_path = pair
+    session = PairInferencer(model, vis_path, ir_path)
+    assert session.ori_shape == cv2.imread(str(vis_path)).shape[:2]
+    first, second = session(TEXT), session('the car on the right')
+    assert len(loads) == 1  # decoded once, asked twice
+    for expression, result in ((TEXT, first), ('the car on the right', second)):
+        expected = inference_model(model, vis_path, ir_path, expression)
+        assert np.array_equal(result.fused, expected.fused)
+        torch.testing.assert_close(result.logits, expected.logits)
+        assert result.data_sample.text == expression
+    assert not torch.allclose(first.logits, second.logits)
 
 
 def test_inference_on_an_image_three_pixels_wide(model, pair):

@@ -9,6 +9,10 @@ inference) is loaded once and fed repeatedly, so the figures are the model's own
 without data loading. On a GPU the peak memory is ``torch.cuda.max_memory_allocated`` of
 each phase; on the CPU it is the process's peak resident set size (``ru_maxrss``), which only
 grows, so inference (the smaller phase) is measured first.
+
+With ``--onnx`` (RIS-FUSION, CPU) the network is also exported to ONNX (or an export is
+given) and ONNX Runtime and PyTorch run it on the test sample in turns, with the same number
+of threads; their outputs are compared in the same run.
 """
 import argparse
 import json
@@ -16,8 +20,10 @@ import platform
 import resource
 import statistics
 import sys
+import tempfile
 import time
-from typing import Callable, Dict, List
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -44,6 +50,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
     parser.add_argument('--out', help='write the figures to this JSON file')
+    parser.add_argument('--onnx', nargs='?', const='', metavar='MODEL.onnx',
+                        help='also time ONNX Runtime against PyTorch on the CPU: export the '
+                        'model first, or use this export of it (tools/deployment/'
+                        'pytorch2onnx.py)')
     return parser.parse_args()
 
 
@@ -78,11 +88,74 @@ def summarise(times: List[float]) -> Dict[str, float]:
                 min_ms=1e3 * min(times))
 
 
+def onnx_vs_pytorch(model: torch.nn.Module, test_batch: dict, iters: int, warmup: int,
+                    onnx_file: Optional[str] = None) -> Dict[str, object]:
+    """Latency of ONNX Runtime and of PyTorch on one test sample, timed in turns.
+
+    Both run the same graph (``RISFusionForExport``: text encoder to logits and fused image,
+    no pipeline, no post-processing) on the same inputs, with ``torch.get_num_threads()``
+    threads each; calls alternate so that a change of the machine's load hits both alike.
+
+    Args:
+        model (nn.Module): A RIS-FUSION model with ``cfg``, on the CPU.
+        test_batch (dict): One sample from the test dataloader.
+        iters (int): Timed calls of each runtime.
+        warmup (int): Untimed calls of each first.
+        onnx_file (str, optional): An export of this model at the sample's size. Defaults to
+            None (export to a temporary folder first).
+
+    Returns:
+        dict: ``pytorch`` and ``onnxruntime`` (mean/median/min ms), ``speedup`` (PyTorch
+        mean / ONNX Runtime mean), ``max_abs_diff`` on this sample and, for scale, PyTorch's
+        own ``float32_noise`` on it (float32 against float64), ``threads``.
+    """
+    from mmrisfusion.deployment import (
+        INPUT_NAMES,
+        RISFusionForExport,
+        export_onnx,
+        float32_noise,
+        max_abs_diff,
+        onnx_session,
+    )
+    model.eval()
+    with torch.no_grad():
+        inputs = model.data_preprocessor(test_batch)['inputs']
+    args = tuple(inputs[name].cpu() for name in INPUT_NAMES)
+    shape = list(args[2].shape[2:])
+    given = onnx_file or None
+    with tempfile.TemporaryDirectory() as folder:
+        if given is None:
+            onnx_file = str(Path(folder) / 'model.onnx')
+            export_onnx(model, onnx_file, shape=shape)
+        exported = json.loads(Path(onnx_file).with_suffix('.json').read_text())
+        if exported['preprocess']['input_size'] != shape:
+            raise SystemExit(f'{onnx_file} takes {exported["preprocess"]["input_size"]} '
+                             f'inputs, the test sample is {shape}: export at that size')
+        threads = torch.get_num_threads()
+        session = onnx_session(onnx_file, threads=threads)
+    module = RISFusionForExport(model).eval()
+    feeds = {name: arg.numpy() for name, arg in zip(INPUT_NAMES, args)}
+    times = dict(pytorch=[], onnxruntime=[])
+    calls = dict(pytorch=lambda: module(*args), onnxruntime=lambda: session.run(None, feeds))
+    with torch.no_grad():
+        for _ in range(warmup + iters):
+            for name, call in calls.items():
+                times[name] += time_calls(call, 1, 0, torch.device('cpu'))
+    times = {name: values[warmup:] for name, values in times.items()}
+    return dict(pytorch=summarise(times['pytorch']), onnxruntime=summarise(times['onnxruntime']),
+                speedup=statistics.fmean(times['pytorch']) / statistics.fmean(
+                    times['onnxruntime']),
+                max_abs_diff=max_abs_diff(session, module, [args]),
+                float32_noise=float32_noise(module, [args]), threads=threads, onnx_file=given)
+
+
 def main() -> None:
     """Build the model and the data, time both phases and report."""
     args = parse_args()
     if args.iters < 1 or args.warmup < 0:
         raise SystemExit('--iters must be >= 1 and --warmup >= 0')
+    if args.onnx is not None and args.device != 'cpu':
+        raise SystemExit('--onnx compares ONNX Runtime with PyTorch on the CPU: add --device cpu')
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -114,6 +187,8 @@ def main() -> None:
         infer_times = time_calls(lambda: model.test_step(test_batch), args.iters,
                                  args.warmup, device)
     infer_peak = peak_memory_mib(device)
+    onnx_report = (onnx_vs_pytorch(model, test_batch, args.iters, args.warmup, args.onnx)
+                   if args.onnx is not None else None)
 
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
@@ -149,6 +224,15 @@ def main() -> None:
           f"{report['inference']['median_ms']:.1f} ms median\n"
           f"{'peak memory':<28}inference {infer_peak:.0f} MiB, train {train_peak:.0f} MiB "
           f"({report['peak_memory_mib']['kind']})")
+    if onnx_report is not None:
+        report['onnx'] = onnx_report
+        print(f"{'ONNX Runtime (1 sample)':<28}{onnx_report['onnxruntime']['mean_ms']:.1f} ms "
+              f"mean vs PyTorch {onnx_report['pytorch']['mean_ms']:.1f} ms "
+              f"(x{onnx_report['speedup']:.2f}, {onnx_report['threads']} threads each); max "
+              'abs diff ' + ', '.join(f'{k} {v:.1e}'
+                                      for k, v in onnx_report['max_abs_diff'].items())
+              + ' (PyTorch float32 vs float64: ' + ', '.join(
+                  f'{k} {v:.1e}' for k, v in onnx_report['float32_noise'].items()) + ')')
     if args.out is not None:
         with open(args.out, 'w') as f:
             json.dump(report, f, indent=2)
