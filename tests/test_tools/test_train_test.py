@@ -90,15 +90,31 @@ def test_test_writes_results(config, trained, data_root, tmp_path):
 
 
 def test_amp_flag(monkeypatch):
+    """--amp: bfloat16 autocast without a GPU, float16 with the config's loss scale on one."""
     train = runpy.run_path(str(REPO_ROOT / 'tools' / 'train.py'))
-    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW'))))
+
+    def amp_config(**extra):
+        return Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW')),
+                           **extra))
+
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
-        train['enable_amp'](cfg)
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = amp_config()
     train['enable_amp'](cfg)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16' and 'loss_scale' not in cfg.optim_wrapper
+    with pytest.raises(SystemExit, match='float16 needs a CUDA GPU'):
+        train['enable_amp'](amp_config(), 'float16')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = amp_config(amp_loss_scale=dict(init_scale=2.**15))
+    train['enable_amp'](cfg)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'float16'
+    assert cfg.optim_wrapper.loss_scale == dict(init_scale=2.**15)
+    cfg = amp_config()
+    train['enable_amp'](cfg)
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    cfg = amp_config()
+    train['enable_amp'](cfg, 'bfloat16')
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
     other = Config(dict(optim_wrapper=dict(type='MyWrapper')))
     with pytest.raises(SystemExit, match="'MyWrapper'"):
         train['enable_amp'](other)

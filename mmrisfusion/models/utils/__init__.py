@@ -22,12 +22,13 @@ from .color import (
     ycbcr_to_rgb,
 )
 from .frozen import FrozenNet
+from .precision import float32_forward
 
 __all__ = [
     'FrozenNet', 'IMAGENET_MEAN_01', 'IMAGENET_MEAN_255', 'IMAGENET_STD_01', 'IMAGENET_STD_255',
     'apply_affine_crops', 'build_module', 'convert_hf_bert', 'convert_lavt_official',
     'convert_official_fuser', 'convert_risfusion_official', 'convert_swin_official',
-    'denormalize', 'infer_lavt_arch', 'load_hf_bert_folder', 'normalize',
+    'denormalize', 'float32_forward', 'infer_lavt_arch', 'load_hf_bert_folder', 'normalize',
     'official_fuser_config', 'random_affine_crop_params', 'rgb_to_luma', 'rgb_to_ycbcr',
     'ycbcr_to_rgb'
 ]
