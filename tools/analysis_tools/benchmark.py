@@ -1,34 +1,65 @@
-"""Measure a config's training-step time, inference latency and peak memory.
+"""Measure a config's training step and inference: time, samples/s, peak memory, profile.
 
-Example:
+Examples:
     python tools/analysis_tools/benchmark.py configs/risfusion_swin-b.py --iters 5 \
         --out work_dirs/benchmark.json
+    # Swin-B at 480x480 without the dataset or pretrained files (random weights and inputs),
+    # float32 and bfloat16, against the code of another git revision in the same run:
+    python tools/analysis_tools/benchmark.py configs/risfusion_swin-b.py --synthetic 480x480 \
+        --batch-size 2 --precision fp32 bf16 --baseline HEAD~3 --threads 1 --iters 5 \
+        --cfg-options model.text_encoder.model_path=None \
+        model.text_encoder.hf_config.model_type=bert model.backbone.init_cfg=None
 
-One batch of the config's train dataloader (one sample of the test dataloader for
-inference) is loaded once and fed repeatedly, so the figures are the model's own cost
-without data loading. On a GPU the peak memory is ``torch.cuda.max_memory_allocated`` of
-each phase; on the CPU it is the process's peak resident set size (``ru_maxrss``), which only
-grows, so inference (the smaller phase) is measured first.
+One batch (of the config's train dataloader, or random with ``--synthetic HxW``) is built
+once and fed repeatedly, so the figures are the model's own cost without data loading;
+inference runs on a batch of ``--infer-batch-size`` samples (default 1: latency).
+
+Every *variant* is timed in turn, iteration by iteration, so all see the same machine load:
+the working tree's code in each ``--precision`` (``fp32``; ``bf16``/``fp16``: autocast,
+mmrisfusion's ``AutocastOptimWrapper`` or mmengine's ``AmpOptimWrapper`` for training), and
+with ``--baseline REV`` the code of that git revision in float32, run in a worker process
+(``PYTHONPATH`` = the revision exported with ``git archive``) that loads the same initial
+weights. Before timing, each variant's outputs on the batch in eval mode (the ``tensor``
+mode's outputs and the ``loss`` mode's losses) are compared with the first variant's; the
+largest absolute difference is reported, and with ``--baseline`` a difference above
+``--atol`` makes the tool exit with status 1 after the report.
+
+Peak memory: on a GPU ``torch.cuda.max_memory_allocated`` of each phase; on Linux CPUs the
+peak resident set size of each phase (``VmHWM``, reset between phases through
+``/proc/self/clear_refs``), elsewhere the process's cumulative peak.
+
+``--profile`` runs one more step of every phase under ``torch.profiler`` and writes the top
+operators by self time to ``--work-dir`` (``profile_<variant>_<phase>.txt``).
 """
 import argparse
+import copy
 import json
+import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from typing import Callable, Dict, List
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
+from mmengine.structures import PixelData
 
-from mmrisfusion.apis import load_model_checkpoint
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+PHASES = ('inference', 'train')
+CLEAR_REFS = Path('/proc/self/clear_refs')
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description='Benchmark training and inference of a config')
     parser.add_argument('config', help='config file')
@@ -37,6 +68,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=2, help='untimed iterations first')
     parser.add_argument('--batch-size', type=int, help='training batch size (default: the '
                         'config\'s train_dataloader.batch_size)')
+    parser.add_argument('--infer-batch-size', type=int, default=1,
+                        help='inference batch size (default: 1)')
+    parser.add_argument('--synthetic', metavar='HxW',
+                        help='random images, masks and tokens of this size instead of the '
+                        'config\'s data')
+    parser.add_argument('--precision', nargs='+', default=['fp32'], choices=list(PRECISIONS),
+                        help='precisions of the working tree\'s code to time (default: fp32)')
+    parser.add_argument('--baseline', metavar='REV', help='also time the code of this git '
+                        'revision (float32), in a worker process, alternating with ours')
+    parser.add_argument('--atol', type=float, default=1e-4,
+                        help='largest absolute difference of the baseline\'s outputs from ours '
+                        '(default: 1e-4)')
+    parser.add_argument('--profile', action='store_true',
+                        help='write the top operators of one step per phase to --work-dir')
+    parser.add_argument('--work-dir', default='work_dirs/benchmark',
+                        help='where --profile writes (default: work_dirs/benchmark)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                         help='device (default: cuda if available, else cpu)')
     parser.add_argument('--threads', type=int, help='CPU threads of torch (default: torch\'s '
@@ -44,114 +91,403 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
     parser.add_argument('--out', help='write the figures to this JSON file')
-    return parser.parse_args()
+    parser.add_argument('--worker', help=argparse.SUPPRESS)  # the baseline's side of a pipe
+    args = parser.parse_args(argv)
+    if args.iters < 1 or args.warmup < 0:
+        parser.error('--iters must be >= 1 and --warmup >= 0')
+    return args
 
 
 def peak_memory_mib(device: torch.device) -> float:
-    """Peak memory so far in MiB: CUDA allocations on a GPU, the process's RSS on the CPU."""
+    """Peak memory of the phase in MiB: CUDA allocations on a GPU, resident memory on CPUs."""
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2**20
+    status = Path('/proc/self/status')
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 2**10  # kB
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return rss / 2**20 if sys.platform == 'darwin' else rss / 2**10
 
 
-def time_calls(fn: Callable[[], object], iters: int, warmup: int,
-               device: torch.device) -> List[float]:
-    """Seconds of each of ``iters`` calls of ``fn`` after ``warmup`` untimed ones."""
-    times = []
-    for k in range(warmup + iters):
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
+def reset_peak_memory(device: torch.device) -> str:
+    """Start a new peak-memory phase; return how the peak is measured."""
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+        return 'cuda max_memory_allocated'
+    try:
+        CLEAR_REFS.write_text('5')  # resets VmHWM to the current RSS (Linux >= 4.0)
+        return 'peak RSS of the phase (VmHWM)'
+    except OSError:
+        return 'process peak RSS (cumulative)'
+
+
+def synthetic_batch(cfg: Config, size: str, batch_size: int, seed: int) -> dict:
+    """A collated batch of random VIS/IR images, masks and expressions of ``size`` (HxW)."""
+    from mmrisfusion.structures import RISDataSample
+    try:
+        height, width = (int(v) for v in size.lower().split('x'))
+    except ValueError:
+        raise SystemExit(f'--synthetic expects HxW, e.g. 480x480, got {size!r}')
+    generator = torch.Generator().manual_seed(seed)
+    text_cfg = cfg.model.get('text_encoder') or {}
+    vocab = (text_cfg.get('hf_config') or {}).get('vocab_size', 30522)
+    num_tokens = cfg.get('max_tokens', 20)
+    samples, vis, ir = [], [], []
+    for _ in range(batch_size):
+        vis.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
+                                 generator=generator))
+        ir.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
+                                generator=generator))
+        sample = RISDataSample(metainfo=dict(img_shape=(height, width),
+                                             ori_shape=(height, width)))
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 2, (1, height, width), generator=generator))
+        words = int(torch.randint(3, num_tokens + 1, (1, ), generator=generator))
+        sample.token_ids = torch.randint(1000, vocab, (num_tokens, ), generator=generator)
+        sample.token_mask = (torch.arange(num_tokens) < words).long()
+        samples.append(sample)
+    return dict(inputs=dict(vis=vis, ir=ir), data_samples=samples)
+
+
+def config_batch(cfg: Config, split: str, batch_size: Optional[int]) -> dict:
+    """The first batch of the config's ``split`` dataloader."""
+    loader_cfg = dict(cfg[f'{split}_dataloader'], num_workers=0, persistent_workers=False)
+    if batch_size is not None:
+        loader_cfg['batch_size'] = batch_size
+    return next(iter(Runner.build_dataloader(loader_cfg)))
+
+
+def flat_outputs(outputs, prefix: str) -> Dict[str, torch.Tensor]:
+    """Tensors of a (nested) model output by name, float32 on the CPU."""
+    if isinstance(outputs, torch.Tensor):
+        return {prefix: outputs.detach().float().cpu()}
+    if isinstance(outputs, dict):
+        items = outputs.items()
+    elif isinstance(outputs, (list, tuple)):
+        items = ((str(i), value) for i, value in enumerate(outputs))
+    else:
+        return {}
+    flat = {}
+    for key, value in items:
+        flat.update(flat_outputs(value, f'{prefix}.{key}'))
+    return flat
+
+
+class Session:
+    """A model with its batches and optimizer, stepped in any of several precisions.
+
+    Args:
+        args (argparse.Namespace): The command line.
+        device (torch.device): Where to run.
+        init_state (str, optional): A ``torch.save`` d state dict to start from (the baseline
+            starts from our initial weights). Defaults to None.
+    """
+
+    def __init__(self, args: argparse.Namespace, device: torch.device,
+                 init_state: Optional[str] = None) -> None:
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options is not None:
+            cfg.merge_from_dict(args.cfg_options)
+        init_default_scope(cfg.get('default_scope', 'mmrisfusion'))
+        from mmrisfusion.registry import MODELS
+        torch.manual_seed(0)
+        self.device = device
+        self.model = MODELS.build(cfg.model)
+        if init_state is not None:
+            self.model.load_state_dict(torch.load(init_state, weights_only=True))
+        elif args.checkpoint is not None:
+            from mmrisfusion.apis import load_model_checkpoint
+            load_model_checkpoint(self.model, args.checkpoint)
+        else:
+            self.model.init_weights()
+        self.model.to(device)
+        if args.synthetic:
+            batch_size = args.batch_size or cfg.train_dataloader.batch_size
+            self.train_batch = synthetic_batch(cfg, args.synthetic, batch_size, seed=0)
+            self.test_batch = synthetic_batch(cfg, args.synthetic, args.infer_batch_size, seed=1)
+        else:
+            self.train_batch = config_batch(cfg, 'train', args.batch_size)
+            self.test_batch = config_batch(cfg, 'test', args.infer_batch_size)
+        self.batch_size = len(self.train_batch['data_samples'])
+        self.infer_batch_size = len(self.test_batch['data_samples'])
+        self.optim_wrappers: dict = {}
+        self.optim_cfg = cfg.optim_wrapper
+        self.optimizer = None
+
+    def optim_wrapper(self, precision: str):
+        """The config's optimizer, wrapped for ``precision``; one optimizer for all."""
+        if precision not in self.optim_wrappers:
+            cfg = copy.deepcopy(self.optim_cfg)
+            if precision == 'bf16':
+                cfg.update(type='AutocastOptimWrapper', dtype='bfloat16')
+            elif precision == 'fp16':
+                cfg.update(type='AmpOptimWrapper', dtype='float16')
+            wrapper = build_optim_wrapper(self.model, cfg)
+            if self.optimizer is None:
+                self.optimizer = wrapper.optimizer
+            else:
+                wrapper.optimizer = self.optimizer
+            self.optim_wrappers[precision] = wrapper
+        return self.optim_wrappers[precision]
+
+    def autocast(self, precision: str):
+        """The autocast context of ``precision`` for inference."""
+        dtype = PRECISIONS[precision]
+        return (nullcontext() if dtype is None else
+                torch.autocast(self.device.type, dtype=dtype))
+
+    def step(self, phase: str, precision: str) -> float:
+        """Run one step of ``phase``; return its seconds."""
+        if phase == 'train':
+            wrapper = self.optim_wrapper(precision)
+            self.model.train()
+            fn: Callable[[], object] = lambda: self.model.train_step(self.train_batch, wrapper)
+        else:
+            self.model.eval()
+
+            def fn():
+                with torch.no_grad(), self.autocast(precision):
+                    return self.model.test_step(self.test_batch)
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
         start = time.perf_counter()
         fn()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        if k >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - start
+
+    def outputs(self, precision: str) -> Dict[str, torch.Tensor]:
+        """Eval-mode outputs on the train batch: the ``tensor`` mode's and the losses."""
+        self.model.eval()
+        with torch.no_grad(), self.autocast(precision):
+            data = self.model.data_preprocessor(copy.deepcopy(self.train_batch), False)
+            out = flat_outputs(self.model(data['inputs'], data['data_samples'], mode='tensor'),
+                               'tensor')
+            losses = self.model(data['inputs'], data['data_samples'], mode='loss')
+            out.update(flat_outputs({k: v for k, v in losses.items() if 'loss' in k}, 'loss'))
+        return out
+
+    def profile(self, phase: str, precision: str, path: Path) -> None:
+        """Profile one step; write the top operators by self time to ``path``."""
+        from torch.profiler import ProfilerActivity, profile
+        activities = [ProfilerActivity.CPU]
+        if self.device.type == 'cuda':
+            activities.append(ProfilerActivity.CUDA)
+        with profile(activities=activities, record_shapes=True) as prof:
+            seconds = self.step(phase, precision)
+        sort_by = 'self_cuda_time_total' if self.device.type == 'cuda' else 'self_cpu_time_total'
+        table = prof.key_averages().table(sort_by=sort_by, row_limit=40)
+        shapes = prof.key_averages(group_by_input_shape=True).table(
+            sort_by=sort_by, row_limit=25, max_shapes_column_width=100)
+        path.write_text(f'{phase} step in {precision}: {seconds:.3f} s (under the profiler)\n\n'
+                        f'{table}\n\nby input shape:\n{shapes}\n')
 
 
-def summarise(times: List[float]) -> Dict[str, float]:
-    """Mean, median and min in milliseconds."""
-    return dict(mean_ms=1e3 * statistics.fmean(times), median_ms=1e3 * statistics.median(times),
-                min_ms=1e3 * min(times))
+class WorkerSession:
+    """A :class:`Session` of another code revision, in a child process, over a pipe."""
+
+    def __init__(self, root: Path, args: argparse.Namespace, init_state: str) -> None:
+        argv = [sys.executable, str(Path(__file__).resolve()),
+                str(root / Path(args.config).resolve().relative_to(REPO_ROOT)),
+                '--worker', init_state, '--device', args.device,
+                '--infer-batch-size', str(args.infer_batch_size)]
+        for flag in ('checkpoint', 'batch_size', 'synthetic', 'threads'):
+            value = getattr(args, flag)
+            if value is not None:
+                argv += [f'--{flag.replace("_", "-")}', str(value)]
+        if args.cfg_options:
+            argv += ['--cfg-options', *(f'{k}={v}' for k, v in args.cfg_options.items())]
+        env = dict(os.environ, PYTHONPATH=str(root))
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env, cwd=REPO_ROOT)
+        self.batch_size, self.infer_batch_size = self.call('sizes')
+
+    def call(self, *command):
+        """Send a command, return the worker's answer."""
+        self.proc.stdin.write(json.dumps(command) + '\n')
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f'the baseline worker died (exit status {self.proc.wait()}); '
+                             'its error is above')
+        return json.loads(line)
+
+    def step(self, phase: str, precision: str) -> float:
+        return self.call('step', phase, precision)
+
+    def outputs(self, precision: str) -> Dict[str, torch.Tensor]:
+        with tempfile.NamedTemporaryFile(suffix='.pth', delete=False) as file:
+            path = file.name
+        try:
+            self.call('outputs', precision, path)
+            return torch.load(path, weights_only=True)
+        finally:
+            os.unlink(path)
+
+    def peak_memory(self, reset: bool) -> float:
+        return self.call('memory', reset)
+
+    def close(self) -> None:
+        self.call('exit')
+        self.proc.wait()
+
+
+def serve(args: argparse.Namespace) -> None:
+    """The worker: build a session from the given weights and answer the parent's commands."""
+    device = torch.device(args.device)
+    session = Session(args, device, init_state=args.worker)
+    out = sys.stdout
+    sys.stdout = sys.stderr  # logs must not mix with the answers
+    for line in sys.stdin:
+        command, *params = json.loads(line)
+        if command == 'sizes':
+            answer = [session.batch_size, session.infer_batch_size]
+        elif command == 'step':
+            answer = session.step(*params)
+        elif command == 'outputs':
+            torch.save(session.outputs(params[0]), params[1])
+            answer = 'ok'
+        elif command == 'memory':
+            answer = peak_memory_mib(device)
+            if params[0]:
+                reset_peak_memory(device)
+        else:
+            answer = 'bye'
+        out.write(json.dumps(answer) + '\n')
+        out.flush()
+        if command == 'exit':
+            return
+
+
+def max_abs_difference(ours: Dict[str, torch.Tensor], theirs: Dict[str, torch.Tensor],
+                       who: str) -> Dict[str, float]:
+    """Largest absolute difference of every output both variants give."""
+    if ours.keys() != theirs.keys():
+        raise SystemExit(f'{who} gives outputs {sorted(theirs)}, we give {sorted(ours)}')
+    return {key: float((ours[key] - theirs[key]).abs().max()) for key in ours}
+
+
+def summarise(times: List[float], batch_size: int) -> Dict[str, float]:
+    """Median, mean and min in milliseconds, and samples per second at the median."""
+    median = statistics.median(times)
+    return dict(median_ms=1e3 * median, mean_ms=1e3 * statistics.fmean(times),
+                min_ms=1e3 * min(times), samples_per_s=batch_size / median)
+
+
+def load_line() -> str:
+    """The load averages, as ``uptime`` prints them."""
+    return ', '.join(f'{v:.2f}' for v in os.getloadavg())
 
 
 def main() -> None:
-    """Build the model and the data, time both phases and report."""
+    """Build the variants, check their outputs, time them alternately and report."""
     args = parse_args()
-    if args.iters < 1 or args.warmup < 0:
-        raise SystemExit('--iters must be >= 1 and --warmup >= 0')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    init_default_scope(cfg.get('default_scope', 'mmrisfusion'))
-    from mmrisfusion.registry import MODELS
+    try:  # the allocator setting of tools/train.py, where this revision has it
+        from mmrisfusion.utils.allocator import keep_freed_memory
+        keep_freed_memory()
+    except ImportError:
+        pass
+    if args.worker is not None:
+        serve(args)
+        return
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    if args.checkpoint is not None:
-        load_model_checkpoint(model, args.checkpoint)
-    model.to(device)
-    num_params = sum(p.numel() for p in model.parameters())
-    num_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    report = dict(config=args.config, device=str(device),
+                  device_name=(torch.cuda.get_device_name(device) if device.type == 'cuda'
+                               else platform.processor() or platform.machine()),
+                  torch_threads=torch.get_num_threads(), iters=args.iters, warmup=args.warmup,
+                  synthetic=args.synthetic, load_start=load_line())
+    session = Session(args, device)
+    report.update(params_m=sum(p.numel() for p in session.model.parameters()) / 1e6,
+                  trainable_params_m=sum(p.numel() for p in session.model.parameters()
+                                         if p.requires_grad) / 1e6,
+                  train_batch_size=session.batch_size,
+                  infer_batch_size=session.infer_batch_size)
+    variants = {precision: (session, precision) for precision in args.precision}
+    tmp = tempfile.TemporaryDirectory(prefix='benchmark_')
+    baseline = None
+    if args.baseline is not None:
+        from revision import export_revision
+        root = export_revision(args.baseline, os.path.join(tmp.name, 'baseline'))
+        init_state = os.path.join(tmp.name, 'init.pth')
+        torch.save(session.model.state_dict(), init_state)
+        baseline = WorkerSession(root, args, init_state)
+        variants[f'baseline {args.baseline}'] = (baseline, 'fp32')
 
-    test_loader_cfg = dict(cfg.test_dataloader, batch_size=1, num_workers=0,
-                           persistent_workers=False)
-    test_batch = next(iter(Runner.build_dataloader(test_loader_cfg)))
-    train_loader_cfg = dict(cfg.train_dataloader, num_workers=0, persistent_workers=False)
-    if args.batch_size is not None:
-        train_loader_cfg['batch_size'] = args.batch_size
-    train_batch = next(iter(Runner.build_dataloader(train_loader_cfg)))
+    reference_name = next(iter(variants))
+    reference = session.outputs(variants[reference_name][1])
+    report['max_abs_difference'] = {
+        name: max_abs_difference(reference, runner.outputs(precision), name)
+        for name, (runner, precision) in list(variants.items())[1:]}
 
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
-    model.eval()
-    with torch.no_grad():
-        infer_times = time_calls(lambda: model.test_step(test_batch), args.iters,
-                                 args.warmup, device)
-    infer_peak = peak_memory_mib(device)
+    results = {name: {} for name in variants}
+    for phase in PHASES:  # inference first: on CPUs without VmHWM the peak only grows
+        times: Dict[str, List[float]] = {name: [] for name in variants}
+        peaks: Dict[str, float] = {}
+        for name, (runner, precision) in variants.items():
+            for _ in range(args.warmup):
+                runner.step(phase, precision)
+        for k in range(args.iters):
+            for name, (runner, precision) in variants.items():
+                times[name].append(runner.step(phase, precision))
+        for name, (runner, precision) in variants.items():
+            # One more step per variant alone, for its peak memory.
+            if runner is session:
+                kind = reset_peak_memory(device)
+                runner.step(phase, precision)
+                peaks[name] = peak_memory_mib(device)
+            else:
+                runner.peak_memory(True)
+                runner.step(phase, precision)
+                peaks[name] = runner.peak_memory(False)
+            batch = runner.batch_size if phase == 'train' else runner.infer_batch_size
+            results[name][phase] = dict(summarise(times[name], batch),
+                                        peak_memory_mib=peaks[name], times_s=times[name])
+        report['peak_memory_kind'] = kind
+    if args.profile:
+        Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+        for precision in args.precision:
+            for phase in PHASES:
+                session.profile(phase, precision,
+                                Path(args.work_dir) / f'profile_{precision}_{phase}.txt')
+    if baseline is not None:
+        baseline.close()
+    tmp.cleanup()
+    report.update(variants=results, load_end=load_line())
 
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
-    model.train()
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    train_times = time_calls(lambda: model.train_step(train_batch, optim_wrapper), args.iters,
-                             args.warmup, device)
-    train_peak = peak_memory_mib(device)
-
-    batch_size = len(train_batch['data_samples'])
-    report = dict(
-        config=args.config, device=str(device),
-        device_name=(torch.cuda.get_device_name(device) if device.type == 'cuda'
-                     else platform.processor() or platform.machine()),
-        torch_threads=torch.get_num_threads(), params_m=num_params / 1e6,
-        trainable_params_m=num_trainable / 1e6, train_batch_size=batch_size,
-        train_step=summarise(train_times),
-        train_step_per_sample_ms=1e3 * statistics.fmean(train_times) / batch_size,
-        inference=summarise(infer_times),
-        peak_memory_mib=dict(
-            inference=infer_peak, train=train_peak,
-            kind='cuda max_memory_allocated' if device.type == 'cuda'
-            else 'process peak RSS (cumulative)'),
-        iters=args.iters, warmup=args.warmup)
-    print(f"{'config':<28}{args.config}\n{'device':<28}{report['device_name']} ({device}, "
-          f"{report['torch_threads']} threads)\n"
-          f"{'parameters':<28}{report['params_m']:.2f} M "
-          f"({report['trainable_params_m']:.2f} M trainable)\n"
-          f"{'train step (batch ' + str(batch_size) + ')':<28}"
-          f"{report['train_step']['mean_ms']:.1f} ms mean, "
-          f"{report['train_step']['median_ms']:.1f} ms median\n"
-          f"{'inference (1 sample)':<28}{report['inference']['mean_ms']:.1f} ms mean, "
-          f"{report['inference']['median_ms']:.1f} ms median\n"
-          f"{'peak memory':<28}inference {infer_peak:.0f} MiB, train {train_peak:.0f} MiB "
-          f"({report['peak_memory_mib']['kind']})")
+    print(f'{"config":<22}{args.config}\n{"device":<22}{report["device_name"]} ({device}, '
+          f'{report["torch_threads"]} threads), load {report["load_start"]} -> '
+          f'{report["load_end"]}\n{"parameters":<22}{report["params_m"]:.2f} M '
+          f'({report["trainable_params_m"]:.2f} M trainable)\n'
+          f'train batch {session.batch_size}, inference batch {session.infer_batch_size}, '
+          f'{args.iters} timed iterations after {args.warmup}, medians; peak memory: '
+          f'{report["peak_memory_kind"]}')
+    first = next(iter(variants))
+    for phase in PHASES:
+        for name in variants:
+            figures = results[name][phase]
+            ratio = results[name][phase]['median_ms'] / results[first][phase]['median_ms']
+            print(f'{phase:<10}{name:<24}{figures["median_ms"]:10.1f} ms '
+                  f'{figures["samples_per_s"]:8.2f} samples/s '
+                  f'{figures["peak_memory_mib"]:8.0f} MiB   x{ratio:.2f} of {first}\'s time')
+    for name, diffs in report['max_abs_difference'].items():
+        worst = max(diffs, key=diffs.get)
+        print(f'outputs of {name} vs {first}: largest |difference| {diffs[worst]:.2e} '
+              f'({worst})')
+    if args.profile:
+        print(f'profiles in {args.work_dir}/profile_*.txt')
     if args.out is not None:
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=2)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2))
+    if baseline is not None:
+        worst = max(report['max_abs_difference'][f'baseline {args.baseline}'].values())
+        if worst > args.atol:
+            raise SystemExit(f'the baseline\'s outputs differ from ours by {worst:.2e} > '
+                             f'--atol {args.atol:g}')
 
 
 if __name__ == '__main__':
