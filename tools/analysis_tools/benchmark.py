@@ -44,7 +44,7 @@ import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -244,7 +244,9 @@ class Session:
         if phase == 'train':
             wrapper = self.optim_wrapper(precision)
             self.model.train()
-            fn: Callable[[], object] = lambda: self.model.train_step(self.train_batch, wrapper)
+
+            def fn():
+                return self.model.train_step(self.train_batch, wrapper)
         else:
             self.model.eval()
 
@@ -337,10 +339,11 @@ class WorkerSession:
 
 def serve(args: argparse.Namespace) -> None:
     """The worker: build a session from the given weights and answer the parent's commands."""
+    # Answers go to the original stdout; everything else printed to it (logs) to stderr.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), 'w')
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     device = torch.device(args.device)
     session = Session(args, device, init_state=args.worker)
-    out = sys.stdout
-    sys.stdout = sys.stderr  # logs must not mix with the answers
     for line in sys.stdin:
         command, *params = json.loads(line)
         if command == 'sizes':
