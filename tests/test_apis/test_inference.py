@@ -111,6 +111,25 @@ def test_inference_on_tno_pair(model, pair):
     assert not torch.allclose(batch[0].logits, batch[1].logits)
 
 
+def test_inference_in_bfloat16(model, pair):
+    """amp=True on the CPU: the network runs in bfloat16 autocast and the results come back
+    in float32, at the same sizes. (How close bf16 gets to float32 is a property of the
+    trained weights, measured in docs/benchmarks.md, not of this random model.)"""
+    vis_path, ir_path = pair
+    dtypes = set()
+    handle = model.backbone.stages[0].register_forward_hook(
+        lambda module, args, out: dtypes.add(out[0].dtype) and None)
+    try:
+        result = inference_model(model, vis_path, ir_path, TEXT, amp=True)
+    finally:
+        handle.remove()
+    assert dtypes == {torch.bfloat16}
+    reference = inference_model(model, vis_path, ir_path, TEXT)
+    assert result.logits.dtype == torch.float32 and torch.isfinite(result.logits).all()
+    assert result.logits.shape == reference.logits.shape
+    assert result.fused.shape == reference.fused.shape and result.fused.dtype == np.uint8
+
+
 def test_inference_input_errors(model, pair):
     vis_path, ir_path = pair
     with pytest.raises(ValueError, match='pair up'):

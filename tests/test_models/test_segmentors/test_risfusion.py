@@ -303,7 +303,7 @@ def test_without_fusion_losses_only_the_segmentation_trains_the_fuser(cfg):
 
 def test_bf16_train_step_with_dropout_is_finite(cfg):
     """tools/train.py --amp on a CPU: a bfloat16 autocast step with every dropout on gives
-    finite losses and gradients; the network ran in bfloat16, the fusion terms in float32."""
+    finite losses and gradients; the Swin blocks ran in bfloat16, the fusion terms in float32."""
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone.update(drop_rate=0.1, attn_drop_rate=0.1, drop_path_rate=0.2,
                               fusion_drop=0.1)
@@ -318,7 +318,7 @@ def test_bf16_train_step_with_dropout_is_finite(cfg):
         name = getattr(module, 'loss_name', 'backbone')
         dtypes[name] = (out[0] if isinstance(out, tuple) else out).dtype
 
-    model.backbone.register_forward_hook(record)
+    model.backbone.stages[0].register_forward_hook(record)  # the Swin blocks
     for term in model.fusion_losses:
         term.register_forward_hook(record)
     # train_step's parts, to see the gradients before the optimizer consumes them
