@@ -14,15 +14,18 @@ One batch (of the config's train dataloader, or random with ``--synthetic HxW``)
 once and fed repeatedly, so the figures are the model's own cost without data loading;
 inference runs on a batch of ``--infer-batch-size`` samples (default 1: latency).
 
-Every *variant* is timed in turn, iteration by iteration, so all see the same machine load:
-the working tree's code in each ``--precision`` (``fp32``; ``bf16``/``fp16``: autocast,
-mmrisfusion's ``AutocastOptimWrapper`` or mmengine's ``AmpOptimWrapper`` for training), and
-with ``--baseline REV`` the code of that git revision in float32, run in a worker process
-(``PYTHONPATH`` = the revision exported with ``git archive``) that loads the same initial
-weights. Before timing, each variant's outputs on the batch in eval mode (the ``tensor``
-mode's outputs and the ``loss`` mode's losses) are compared with the first variant's; the
-largest absolute difference is reported, and with ``--baseline`` a difference above
-``--atol`` makes the tool exit with status 1 after the report.
+The *variants* are the working tree's code in each ``--precision`` (``fp32``;
+``bf16``/``fp16``: autocast, with mmrisfusion's ``AutocastOptimWrapper`` or mmengine's
+``AmpOptimWrapper`` for training) and, with ``--baseline REV``, the code of that git revision
+in float32 (exported with ``git archive``). The precisions of one revision share a model and
+alternate iteration by iteration. With ``--baseline`` each revision runs in a worker process
+(``PYTHONPATH`` = its tree) started fresh for each of ``--rounds`` rounds, one worker alive at
+a time (two Swin-B models with their optimizer states do not fit a small machine together),
+the revisions alternating round by round; every worker starts from the same initial weights.
+Before timing, each variant's outputs on the train batch in eval mode (the ``tensor`` mode's
+outputs and the ``loss`` mode's losses) are compared with the first variant's; the largest
+absolute difference is reported, and a baseline differing by more than ``--atol`` makes the
+tool exit with status 1 after the report.
 
 Peak memory: on a GPU ``torch.cuda.max_memory_allocated`` of each phase; on Linux CPUs the
 peak resident set size of each phase (``VmHWM``, reset between phases through
@@ -77,6 +80,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='precisions of the working tree\'s code to time (default: fp32)')
     parser.add_argument('--baseline', metavar='REV', help='also time the code of this git '
                         'revision (float32), in a worker process, alternating with ours')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='rounds over the variants; with --baseline each round runs '
+                        'each revision in a fresh worker, one at a time (default: 1)')
     parser.add_argument('--atol', type=float, default=1e-4,
                         help='largest absolute difference of the baseline\'s outputs from ours '
                         '(default: 1e-4)')
@@ -212,6 +218,7 @@ class Session:
             self.train_batch = config_batch(cfg, 'train', args.batch_size)
             self.test_batch = config_batch(cfg, 'test', args.infer_batch_size)
         self.batch_size = len(self.train_batch['data_samples'])
+        self.params_m = sum(p.numel() for p in self.model.parameters()) / 1e6
         self.infer_batch_size = len(self.test_batch['data_samples'])
         self.optim_wrappers: dict = {}
         self.optim_cfg = cfg.optim_wrapper
@@ -289,7 +296,14 @@ class Session:
 
 
 class WorkerSession:
-    """A :class:`Session` of another code revision, in a child process, over a pipe."""
+    """A :class:`Session` of some code revision, in a child process, driven over a pipe.
+
+    Args:
+        root (Path): The revision's tree (its ``mmrisfusion`` is imported, its config read).
+        args (argparse.Namespace): The command line (model, batch and device options).
+        init_state (str): The initial weights: loaded when the file exists, else written
+            there after initialisation (so that every worker starts from the same weights).
+    """
 
     def __init__(self, root: Path, args: argparse.Namespace, init_state: str) -> None:
         argv = [sys.executable, str(Path(__file__).resolve()),
@@ -305,7 +319,7 @@ class WorkerSession:
         env = dict(os.environ, PYTHONPATH=str(root))
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env, cwd=REPO_ROOT)
-        self.batch_size, self.infer_batch_size = self.call('sizes')
+        self.batch_size, self.infer_batch_size, self.params_m = self.call('sizes')
 
     def call(self, *command):
         """Send a command, return the worker's answer."""
@@ -313,14 +327,16 @@ class WorkerSession:
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            raise SystemExit(f'the baseline worker died (exit status {self.proc.wait()}); '
+            raise SystemExit(f'a benchmark worker died (exit status {self.proc.wait()}); '
                              'its error is above')
         return json.loads(line)
 
     def step(self, phase: str, precision: str) -> float:
+        """Seconds of one step (see :meth:`Session.step`)."""
         return self.call('step', phase, precision)
 
     def outputs(self, precision: str) -> Dict[str, torch.Tensor]:
+        """The worker's :meth:`Session.outputs`."""
         with tempfile.NamedTemporaryFile(suffix='.pth', delete=False) as file:
             path = file.name
         try:
@@ -329,36 +345,50 @@ class WorkerSession:
         finally:
             os.unlink(path)
 
-    def peak_memory(self, reset: bool) -> float:
-        return self.call('memory', reset)
+    def peak_step(self, phase: str, precision: str) -> float:
+        """Peak memory (MiB) of one more step alone."""
+        return self.call('peak_step', phase, precision)
+
+    def profile(self, phase: str, precision: str, path: Path) -> None:
+        """The worker's :meth:`Session.profile`."""
+        self.call('profile', phase, precision, str(path))
 
     def close(self) -> None:
+        """Stop the worker (its memory is freed before the next one starts)."""
         self.call('exit')
         self.proc.wait()
 
 
+def peak_step(runner: Session, phase: str, precision: str) -> float:
+    """Peak memory (MiB) of one step of ``runner`` in this process."""
+    reset_peak_memory(runner.device)
+    runner.step(phase, precision)
+    return peak_memory_mib(runner.device)
+
+
 def serve(args: argparse.Namespace) -> None:
-    """The worker: build a session from the given weights and answer the parent's commands."""
+    """The worker: build a session and answer the parent's commands until 'exit'."""
     # Answers go to the original stdout; everything else printed to it (logs) to stderr.
     out = os.fdopen(os.dup(sys.stdout.fileno()), 'w')
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     device = torch.device(args.device)
-    session = Session(args, device, init_state=args.worker)
+    init_state = args.worker if os.path.isfile(args.worker) else None
+    session = Session(args, device, init_state=init_state)
+    if init_state is None:
+        torch.save(session.model.state_dict(), args.worker)
     for line in sys.stdin:
         command, *params = json.loads(line)
+        answer = 'ok'
         if command == 'sizes':
-            answer = [session.batch_size, session.infer_batch_size]
+            answer = [session.batch_size, session.infer_batch_size, session.params_m]
         elif command == 'step':
             answer = session.step(*params)
         elif command == 'outputs':
             torch.save(session.outputs(params[0]), params[1])
-            answer = 'ok'
-        elif command == 'memory':
-            answer = peak_memory_mib(device)
-            if params[0]:
-                reset_peak_memory(device)
-        else:
-            answer = 'bye'
+        elif command == 'peak_step':
+            answer = peak_step(session, *params)
+        elif command == 'profile':
+            session.profile(params[0], params[1], Path(params[2]))
         out.write(json.dumps(answer) + '\n')
         out.flush()
         if command == 'exit':
@@ -385,12 +415,64 @@ def load_line() -> str:
     return ', '.join(f'{v:.2f}' for v in os.getloadavg())
 
 
+class Group:
+    """The variants that share one model: one code revision in one or more precisions.
+
+    Args:
+        name (str): ``'current'`` or ``'baseline REV'``.
+        precisions (list[str]): The precisions timed.
+        open_runner (Callable): Returns a :class:`Session` or :class:`WorkerSession`.
+    """
+
+    def __init__(self, name: str, precisions: List[str], open_runner) -> None:
+        self.name = name
+        self.precisions = precisions
+        self.open_runner = open_runner
+        self.times = {(phase, p): [] for phase in PHASES for p in precisions}
+        self.peaks: Dict[tuple, float] = {}
+        self.outputs: Dict[str, Dict[str, torch.Tensor]] = {}
+        self.batch_sizes = None
+
+    def variant(self, precision: str) -> str:
+        """The variant's name in the report."""
+        return precision if self.name == 'current' else f'{self.name} {precision}'
+
+    def run(self, args: argparse.Namespace, first_round: bool) -> None:
+        """One round: build the runner, take outputs (first round), time every phase."""
+        runner = self.open_runner()
+        self.batch_sizes = dict(train=runner.batch_size, inference=runner.infer_batch_size)
+        self.params_m = runner.params_m
+        if first_round:
+            for precision in self.precisions:
+                self.outputs[precision] = runner.outputs(precision)
+        for phase in PHASES:
+            for precision in self.precisions:
+                for _ in range(args.warmup):
+                    runner.step(phase, precision)
+            for _ in range(args.iters):  # precisions alternate iteration by iteration
+                for precision in self.precisions:
+                    self.times[phase, precision].append(runner.step(phase, precision))
+            for precision in self.precisions:
+                peak = (runner.peak_step(phase, precision) if isinstance(runner, WorkerSession)
+                        else peak_step(runner, phase, precision))
+                self.peaks[phase, precision] = max(peak, self.peaks.get((phase, precision), 0))
+        if first_round and args.profile:
+            Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+            tag = self.name.replace(' ', '_')
+            for precision in self.precisions:
+                for phase in PHASES:
+                    runner.profile(phase, precision, Path(args.work_dir) /
+                                   f'profile_{tag}_{precision}_{phase}.txt')
+        if isinstance(runner, WorkerSession):
+            runner.close()
+
+
 def main() -> None:
-    """Build the variants, check their outputs, time them alternately and report."""
+    """Build the variants, check their outputs, time them and report."""
     args = parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    try:  # the allocator setting of tools/train.py, where this revision has it
+    try:  # the allocator setting of tools/train.py, where the imported revision has it
         from mmrisfusion.utils.allocator import keep_freed_memory
         keep_freed_memory()
     except ImportError:
@@ -403,80 +485,60 @@ def main() -> None:
                   device_name=(torch.cuda.get_device_name(device) if device.type == 'cuda'
                                else platform.processor() or platform.machine()),
                   torch_threads=torch.get_num_threads(), iters=args.iters, warmup=args.warmup,
-                  synthetic=args.synthetic, load_start=load_line())
-    session = Session(args, device)
-    report.update(params_m=sum(p.numel() for p in session.model.parameters()) / 1e6,
-                  trainable_params_m=sum(p.numel() for p in session.model.parameters()
-                                         if p.requires_grad) / 1e6,
-                  train_batch_size=session.batch_size,
-                  infer_batch_size=session.infer_batch_size)
-    variants = {precision: (session, precision) for precision in args.precision}
+                  rounds=args.rounds, synthetic=args.synthetic, baseline=args.baseline,
+                  load_start=load_line(),
+                  peak_memory_kind=reset_peak_memory(device))
     tmp = tempfile.TemporaryDirectory(prefix='benchmark_')
-    baseline = None
-    if args.baseline is not None:
+    if args.baseline is None:
+        # One model in this process; the precisions alternate iteration by iteration.
+        session = Session(args, device)
+        groups = [Group('current', args.precision, lambda: session)]
+    else:
+        # Each revision in its own worker, one worker alive at a time (two Swin-B models
+        # and their optimizer states do not fit a small machine together), alternating.
         from revision import export_revision
         root = export_revision(args.baseline, os.path.join(tmp.name, 'baseline'))
-        init_state = os.path.join(tmp.name, 'init.pth')
-        torch.save(session.model.state_dict(), init_state)
-        baseline = WorkerSession(root, args, init_state)
-        variants[f'baseline {args.baseline}'] = (baseline, 'fp32')
-
-    reference_name = next(iter(variants))
-    reference = session.outputs(variants[reference_name][1])
-    report['max_abs_difference'] = {
-        name: max_abs_difference(reference, runner.outputs(precision), name)
-        for name, (runner, precision) in list(variants.items())[1:]}
-
-    results = {name: {} for name in variants}
-    for phase in PHASES:  # inference first: on CPUs without VmHWM the peak only grows
-        times: Dict[str, List[float]] = {name: [] for name in variants}
-        peaks: Dict[str, float] = {}
-        for name, (runner, precision) in variants.items():
-            for _ in range(args.warmup):
-                runner.step(phase, precision)
-        for k in range(args.iters):
-            for name, (runner, precision) in variants.items():
-                times[name].append(runner.step(phase, precision))
-        for name, (runner, precision) in variants.items():
-            # One more step per variant alone, for its peak memory.
-            if runner is session:
-                kind = reset_peak_memory(device)
-                runner.step(phase, precision)
-                peaks[name] = peak_memory_mib(device)
-            else:
-                runner.peak_memory(True)
-                runner.step(phase, precision)
-                peaks[name] = runner.peak_memory(False)
-            batch = runner.batch_size if phase == 'train' else runner.infer_batch_size
-            results[name][phase] = dict(summarise(times[name], batch),
-                                        peak_memory_mib=peaks[name], times_s=times[name])
-        report['peak_memory_kind'] = kind
-    if args.profile:
-        Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-        for precision in args.precision:
-            for phase in PHASES:
-                session.profile(phase, precision,
-                                Path(args.work_dir) / f'profile_{precision}_{phase}.txt')
-    if baseline is not None:
-        baseline.close()
+        init_state = os.path.join(tmp.name, 'init.pth')  # written by the first worker
+        groups = [Group('current', args.precision,
+                        lambda: WorkerSession(REPO_ROOT, args, init_state)),
+                  Group(f'baseline {args.baseline}', ['fp32'],
+                        lambda: WorkerSession(root, args, init_state))]
+    for round_index in range(args.rounds):
+        for group in groups:
+            group.run(args, first_round=round_index == 0)
     tmp.cleanup()
-    report.update(variants=results, load_end=load_line())
+
+    report['params_m'] = groups[0].params_m
+    reference_group = groups[0]
+    first = reference_group.variant(args.precision[0])
+    reference = reference_group.outputs[args.precision[0]]
+    report['max_abs_difference'] = {
+        group.variant(p): max_abs_difference(reference, group.outputs[p], group.variant(p))
+        for group in groups for p in group.precisions if group.variant(p) != first}
+    results = {}
+    for group in groups:
+        for precision in group.precisions:
+            results[group.variant(precision)] = {
+                phase: dict(summarise(group.times[phase, precision], group.batch_sizes[phase]),
+                            peak_memory_mib=group.peaks[phase, precision],
+                            times_s=group.times[phase, precision]) for phase in PHASES}
+    batch_sizes = reference_group.batch_sizes
+    report.update(variants=results, load_end=load_line(), train_batch_size=batch_sizes['train'],
+                  infer_batch_size=batch_sizes['inference'])
 
     print(f'{"config":<22}{args.config}\n{"device":<22}{report["device_name"]} ({device}, '
           f'{report["torch_threads"]} threads), load {report["load_start"]} -> '
-          f'{report["load_end"]}\n{"parameters":<22}{report["params_m"]:.2f} M '
-          f'({report["trainable_params_m"]:.2f} M trainable)\n'
-          f'train batch {session.batch_size}, inference batch {session.infer_batch_size}, '
-          f'{args.iters} timed iterations after {args.warmup}, medians; peak memory: '
-          f'{report["peak_memory_kind"]}')
-    first = next(iter(variants))
+          f'{report["load_end"]}\n{"parameters":<22}{report["params_m"]:.2f} M\n'
+          f'train batch {batch_sizes["train"]}, inference batch '
+          f'{batch_sizes["inference"]}; {args.rounds} round(s) of {args.iters} timed '
+          f'iterations after {args.warmup}; medians; peak memory: {report["peak_memory_kind"]}')
     for phase in PHASES:
-        for name in variants:
-            figures = results[name][phase]
-            ratio = results[name][phase]['median_ms'] / results[first][phase]['median_ms']
+        for name, figures in results.items():
+            figures = figures[phase]
+            speedup = figures['median_ms'] / results[first][phase]['median_ms']
             print(f'{phase:<10}{name:<24}{figures["median_ms"]:10.1f} ms '
-                  f'{figures["samples_per_s"]:8.2f} samples/s '
-                  f'{figures["peak_memory_mib"]:8.0f} MiB   x{ratio:.2f} of {first}\'s time')
+                  f'{figures["samples_per_s"]:8.3f} samples/s '
+                  f'{figures["peak_memory_mib"]:8.0f} MiB   {first} is {speedup:.2f}x as fast')
     for name, diffs in report['max_abs_difference'].items():
         worst = max(diffs, key=diffs.get)
         print(f'outputs of {name} vs {first}: largest |difference| {diffs[worst]:.2e} '
@@ -486,8 +548,8 @@ def main() -> None:
     if args.out is not None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2))
-    if baseline is not None:
-        worst = max(report['max_abs_difference'][f'baseline {args.baseline}'].values())
+    if args.baseline is not None:
+        worst = max(report['max_abs_difference'][groups[1].variant('fp32')].values())
         if worst > args.atol:
             raise SystemExit(f'the baseline\'s outputs differ from ours by {worst:.2e} > '
                              f'--atol {args.atol:g}')
