@@ -306,8 +306,10 @@ class WorkerSession:
     """
 
     def __init__(self, root: Path, args: argparse.Namespace, init_state: str) -> None:
-        argv = [sys.executable, str(Path(__file__).resolve()),
-                str(root / Path(args.config).resolve().relative_to(REPO_ROOT)),
+        config = Path(args.config).resolve()
+        if config.is_relative_to(REPO_ROOT):  # else a config of the user's, shared by all
+            config = root / config.relative_to(REPO_ROOT)
+        argv = [sys.executable, str(Path(__file__).resolve()), str(config),
                 '--worker', init_state, '--device', args.device,
                 '--infer-batch-size', str(args.infer_batch_size)]
         for flag in ('checkpoint', 'batch_size', 'synthetic', 'threads'):
