@@ -17,6 +17,7 @@ published evaluator on the same triples), the ratio to that. ``uptime`` is print
 last: on a loaded machine wall times are noisy, CPU times much less so.
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -64,8 +65,11 @@ def uptime() -> str:
 
 def write_triples(data: Path, names: List[str], dest: Path) -> None:
     """Link the listed sources into ``dest/ir``, ``dest/vi``; write the fusions beside them."""
-    sys.path.insert(0, str(REPO_ROOT / 'tools'))
-    from eval_fusion import imread_gray
+    spec = importlib.util.spec_from_file_location('_eval_fusion',
+                                                  REPO_ROOT / 'tools' / 'eval_fusion.py')
+    eval_fusion = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eval_fusion)  # the evaluator's own reading
+    imread_gray = eval_fusion.imread_gray
     for sub in ('ir', 'vi', *FUSIONS):
         (dest / sub).mkdir(parents=True)
     for name in names:
