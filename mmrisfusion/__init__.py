@@ -1,7 +1,7 @@
 """mmrisfusion: text-driven infrared-visible fusion and referring segmentation."""
 import warnings
 
-from .utils.checkpoint import allow_mmengine_checkpoint_types
+from .utils.checkpoint import use_weights_only_checkpoints
 from .utils.setup_env import register_config_scope
 from .version import __version__
 
@@ -39,7 +39,9 @@ def _check_versions() -> None:
 
 
 _check_versions()
-allow_mmengine_checkpoint_types()
+# mmengine's Runner (resume, load_from) loads checkpoints weights only, whatever the
+# environment says (utils/checkpoint.py says why).
+use_weights_only_checkpoints()
 # `_base_ = ['mmrisfusion::...']` in users' configs (utils/setup_env.py says why here).
 register_config_scope()
 

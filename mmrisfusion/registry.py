@@ -7,6 +7,7 @@ this file still finds every type on first lookup. The kinds we register nothing 
 optimizers, schedulers, ...) still get a node: the Runner builds them under our scope, and
 without a node mmengine warns on every build that it fell back to its root registry.
 """
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import Registry
 from mmseg import registry as mmseg
 
@@ -28,6 +29,12 @@ HOOKS = Registry(
 VISUALIZERS = Registry(
     'visualizer', parent=mmseg.VISUALIZERS, scope='mmrisfusion',
     locations=['mmrisfusion.visualization', 'mmseg.visualization'])
+# Functions configs name (mmseg has no node of this kind). The Runner looks a dataloader's
+# collate_fn up in mmengine's root registry, which searches its children only for a scoped
+# name: configs write collate_fn=dict(type='mmrisfusion.ris_collate').
+FUNCTIONS = Registry(
+    'function', parent=MMENGINE_FUNCTIONS, scope='mmrisfusion',
+    locations=['mmrisfusion.datasets', 'mmengine.dataset'])
 
 # Nodes for the kinds the Runner builds from our configs with mmengine's or mmseg's types.
 # Every node names locations: for a scope in mmengine's MODULE2PACKAGE (ours is, for
@@ -46,7 +53,7 @@ OPTIM_WRAPPERS = Registry('optim_wrapper', parent=mmseg.OPTIM_WRAPPERS, scope='m
                           locations=['mmrisfusion.engine', 'mmseg.engine.optimizers'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor', parent=mmseg.OPTIM_WRAPPER_CONSTRUCTORS,
-    scope='mmrisfusion', locations=['mmseg.engine.optimizers'])
+    scope='mmrisfusion', locations=['mmrisfusion.engine.optimizers', 'mmseg.engine.optimizers'])
 PARAM_SCHEDULERS = Registry('parameter scheduler', parent=mmseg.PARAM_SCHEDULERS,
                             scope='mmrisfusion', locations=['mmseg.engine.schedulers'])
 EVALUATOR = Registry('evaluator', parent=mmseg.EVALUATOR, scope='mmrisfusion',
@@ -57,7 +64,7 @@ LOG_PROCESSORS = Registry('log_processor', parent=mmseg.LOG_PROCESSORS, scope='m
                           locations=['mmseg.visualization'])
 
 __all__ = [
-    'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'VISUALIZERS', 'LOOPS',
+    'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'VISUALIZERS', 'FUNCTIONS', 'LOOPS',
     'DATA_SAMPLERS', 'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
     'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'EVALUATOR', 'VISBACKENDS',
     'LOG_PROCESSORS'

@@ -1,4 +1,5 @@
-"""Shared fixtures: the test data, the optional published reference, one torch thread.
+"""Shared fixtures: the test data, the optional published reference, one torch thread, tiny
+random CLIP checkpoints.
 
 Everything the tests need is in the repository (``tests/data``, its provenance in
 ``tests/data/README.md``). Runs that also have the published reference outputs point
@@ -7,6 +8,7 @@ pairs); the tests that compare against them skip otherwise.
 """
 import argparse
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Trimmed real image pairs, metric reference values and the derived tiny RIS-FUSION reference.
 DATA_DIR = REPO_ROOT / 'tests' / 'data'
 #: A folder of reference outputs of the published code: ``risfusion/`` (``official_tiny.pth``,
-#: ``io_tiny.pt``) and ``fusion_metrics/`` (``tno_reference.json``, ``tno_mean/``,
-#: ``tno_max/``).
+#: ``io_tiny.pt``), ``fusion_metrics/`` (``tno_reference.json``, ``tno_mean/``,
+#: ``tno_max/``) and ``ldfusion/`` (``official_net.pth``, ``clip_tiny_openai.pt``,
+#: ``vgg19_features.pt``, ``io.pt``, ``meta.json``).
 REFERENCE_ENV = 'MMRISFUSION_REFERENCE_DIR'
 #: A folder of IVIF benchmark pairs, ``tno/{vi,ir}/`` with all 25 TNO pairs.
 IVIF_ENV = 'MMRISFUSION_IVIF_DIR'
@@ -144,3 +147,50 @@ def tiny_ris_config_file(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp('config') / 'tiny.py'
     cfg.dump(str(path))
     return str(path)
+
+
+# Tiny random CLIP checkpoints (HF folder and OpenAI-layout file), written once per session.
+LETTERS = 'abcdefghijklmnopqrstuvwxyz'
+
+
+@pytest.fixture(scope='session')
+def hf_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A HF CLIP folder: random 1-layer towers, 32 px images, a character-level tokenizer."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+    folder = tmp_path_factory.mktemp('hf_clip')
+    vocab = {'<|startoftext|>': 0, '<|endoftext|>': 1}
+    for char in LETTERS:
+        vocab[char] = len(vocab)
+        vocab[char + '</w>'] = len(vocab)
+    (folder / 'vocab.json').write_text(json.dumps(vocab))
+    (folder / 'merges.txt').write_text('#version: 0.2\n')
+    CLIPTokenizer(str(folder / 'vocab.json'), str(folder / 'merges.txt')).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2,
+                         max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=32, patch_size=16),
+        projection_dim=16)
+    CLIPModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope='session')
+def openai_clip_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An OpenAI-layout CLIP state dict (tiny ViT, 32 px) as open_clip writes it."""
+    import torch
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    torch.manual_seed(0)
+    model = CLIP(embed_dim=16,
+                 vision_cfg=CLIPVisionCfg(layers=1, width=64, head_width=64, patch_size=16,
+                                          image_size=32),
+                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64,
+                                      heads=1, layers=1),
+                 quick_gelu=True)
+    path = tmp_path_factory.mktemp('openai_clip') / 'tiny_clip.pt'
+    torch.save(model.state_dict(), path)
+    return path

@@ -22,7 +22,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.optim.scheduler import PolyLR
 
-from mmrisfusion.apis.model_zoo import DEPRECATED_NAMES, DEPRECATED_REMOVED_IN
+from mmrisfusion.apis.model_zoo import DEPRECATED_NAMES, DEPRECATED_REMOVED_IN, NAME_PATTERN
 from mmrisfusion.registry import MODELS
 from mmrisfusion.utils import register_all_modules
 
@@ -36,6 +36,7 @@ CONFIGS = SHIPPED + TEST_CONFIGS
 TINY = 'tests/configs/risfusion_tiny.py'
 SWIN_B = 'configs/risfusion/risfusion_swin-b_bert_1xb16-10e_mm-ris-480x480.py'
 LAVT = 'configs/risfusion/risfusion_swin-b_bert-10l_1xb16-nodecay-10e_mm-ris-480x480.py'
+EIGHT_GPUS = 'configs/risfusion/risfusion_swin-b_bert_8xb2-10e_mm-ris-480x480.py'
 
 BUILD_ALL = r'''
 import copy, json, os, sys, tempfile, time
@@ -89,6 +90,10 @@ def swap_missing_files(node, swapped, clip):
                 missing(node.get('checkpoint', node.get('pretrained'))):
             swapped.append(node.get('checkpoint', node.get('pretrained')))
             return clip()
+        elif kind == 'LAVTTimmBackbone' and missing(
+                (node.get('pretrained_cfg_overlay') or {}).get('file')):
+            swapped.append(node['pretrained_cfg_overlay']['file'])
+            node['pretrained_cfg_overlay'] = None  # timm's random initialisation
         elif kind == 'PerceptualMaxLoss' and missing(node.get('checkpoint')):
             swapped.append(node['checkpoint'])
             node['checkpoint'] = None
@@ -255,6 +260,35 @@ def test_lavt_leaf_inherits_the_published_leaf():
     assert paramwise['custom_keys']['fuser'] == dict(lr_mult=2.0)  # kept from the published
     published['optim_wrapper'].pop('paramwise_cfg')
     assert lavt == published
+
+
+def test_8xb2_is_the_published_recipe_on_8_gpus_with_syncbn():
+    """Total batch 8 x 2 = 16 as the published 1xb16, BatchNorm synchronised, nothing else."""
+    eight = Config.fromfile(str(REPO_ROOT / EIGHT_GPUS)).to_dict()
+    published = Config.fromfile(str(REPO_ROOT / SWIN_B)).to_dict()
+    assert eight.pop('sync_bn') == 'torch' and 'sync_bn' not in published
+    assert eight['train_dataloader'].pop('batch_size') * 8 == published[
+        'train_dataloader'].pop('batch_size') == 16
+    assert eight == published
+
+
+def test_names_say_the_batch_per_gpu():
+    """NxB in a config's name: B is its train batch per process (mmseg's convention)."""
+    checked = 0
+    for path in SHIPPED:
+        match = NAME_PATTERN.fullmatch(Path(path).stem)
+        if match is None or Path(path).stem in DEPRECATED_NAMES:
+            continue
+        cfg = Config.fromfile(str(REPO_ROOT / path))
+        assert cfg.train_dataloader.batch_size == int(match['batch']), path
+        assert (cfg.get('sync_bn') is not None) == (int(match['gpus']) > 1), path
+        checked += 1
+    assert checked >= 5
+
+
+def test_published_recipe_is_seeded():
+    cfg = Config.fromfile(str(REPO_ROOT / SWIN_B))
+    assert isinstance(cfg.randomness.seed, int)
 
 
 @pytest.mark.parametrize('old', sorted(DEPRECATED_NAMES))

@@ -8,21 +8,28 @@ Images are paired by file stem (``01.png`` in --fused with ``01.bmp`` in --ir an
 a name missing from any folder is an error that lists every unmatched name. Each image is
 read with OpenCV, converted to gray with OpenCV's luma and rounded, as the evaluator behind
 published IVIF tables does (see ``mmrisfusion/evaluation/functional/fusion_metrics.py``).
-The table printed and the JSON written hold the value of every metric for every image and
-their means. ``SSIM_dr2`` is the published SSIM convention (data_range 2 on 0..255 images),
+The metrics work on 8-bit values: images stored in 16 bits (e.g. 12-bit infrared) are
+refused unless ``--bit-depth`` says how many bits they hold; their values are then scaled
+to 0..255 (OpenCV's own 8-bit reading would keep only the top byte, darkening a 12-bit
+image 16 times). The table printed and the JSON written hold the value of every metric for
+every image and their means; a value that is not defined (the correlation of a constant
+image) is ``null`` in the JSON, listed under ``undefined``, and its metric has no mean.
+``SSIM_dr2`` is the published SSIM convention (data_range 2 on 0..255 images),
 ``SSIM_dr255`` the meaningful one; MI is in nats.
 """
 import argparse
 import importlib.util
 import json
+import math
 import multiprocessing
 import os
 import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 from prettytable import PrettyTable
 
@@ -59,7 +66,7 @@ def import_light(name: str) -> ModuleType:
 fusion_metrics = import_light('mmrisfusion.evaluation.functional.fusion_metrics')
 FUSION_METRICS = fusion_metrics.FUSION_METRICS
 compute_fusion_metrics = fusion_metrics.compute_fusion_metrics
-imread_gray = fusion_metrics.imread_gray
+rgb_to_gray = fusion_metrics.rgb_to_gray
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -76,7 +83,46 @@ def parse_args() -> argparse.Namespace:
                         help=f'metrics to compute (default: all of {list(FUSION_METRICS)})')
     parser.add_argument('--workers', type=int, default=1,
                         help='processes scoring images in parallel (default: 1)')
+    parser.add_argument('--bit-depth', type=int, choices=range(8, 17), metavar='N',
+                        help='bits used by the images stored in 16 bits (e.g. 12 for 12-bit '
+                        'infrared), scaled to 0..255 before scoring; without it such images '
+                        'are refused (8-bit images are read as they are)')
     return parser.parse_args()
+
+
+def read_gray(path: Path, bit_depth: Optional[int] = None) -> np.ndarray:
+    """Read an image as the evaluators do: gray (OpenCV's luma), 0..255, rounded.
+
+    Args:
+        path (Path): The image.
+        bit_depth (int, optional): Bits used by an image stored in 16 bits; its values are
+            scaled by ``255 / (2**bit_depth - 1)``. Defaults to None (refuse such images).
+
+    Returns:
+        np.ndarray: (H, W) float64 with integer values in 0..255.
+    """
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise FileNotFoundError(f'cannot read image {path}: missing or not an image file')
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]  # alpha is dropped, as cv2.IMREAD_COLOR does
+    if img.dtype == np.uint8:
+        return rgb_to_gray(img, channel_order='bgr')
+    if img.dtype != np.uint16:
+        raise ValueError(f'{path} holds {img.dtype} values; expected an 8-bit image, or a '
+                         '16-bit one with --bit-depth')
+    if bit_depth is None:
+        raise ValueError(f'{path} is a 16-bit image, and the metrics work on 0..255: give the '
+                         'bits it uses with --bit-depth (e.g. 12 for 12-bit infrared in '
+                         '16-bit PNGs, 16 for the full range)')
+    top = 2**bit_depth - 1
+    if int(img.max()) > top:
+        raise ValueError(f'{path} has values up to {int(img.max())}, above {top}, the '
+                         f'largest {bit_depth}-bit value: check --bit-depth')
+    gray = img.astype(np.float32)
+    if gray.ndim == 3:
+        gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
+    return np.round(gray * (255.0 / top)).astype(np.float64)
 
 
 def list_images(folder: str, role: str) -> Dict[str, Path]:
@@ -128,17 +174,18 @@ def pair_images(ir: Dict[str, Path], vi: Dict[str, Path],
     return [(stem, fused[stem], ir[stem], vi[stem]) for stem in sorted(every)]
 
 
-def score(task: Tuple[str, Path, Path, Path, Sequence[str]]) -> Tuple[str, Dict[str, float]]:
+def score(task: Tuple[str, Path, Path, Path, Sequence[str], Optional[int]]
+          ) -> Tuple[str, Dict[str, float]]:
     """Reads one image triple and computes its metrics.
 
     Args:
-        task (tuple): (stem, fused path, ir path, vi path, metric names).
+        task (tuple): (stem, fused path, ir path, vi path, metric names, bit depth).
 
     Returns:
         tuple[str, dict[str, float]]: The stem and its metric values.
     """
-    stem, fused_path, ir_path, vi_path, metrics = task
-    fused, ir, vi = (imread_gray(str(p)) for p in (fused_path, ir_path, vi_path))
+    stem, fused_path, ir_path, vi_path, metrics, bit_depth = task
+    fused, ir, vi = (read_gray(p, bit_depth) for p in (fused_path, ir_path, vi_path))
     if not fused.shape == ir.shape == vi.shape:
         raise ValueError(f'{stem}: sizes differ: {fused_path} is {fused.shape}, {ir_path} is '
                          f'{ir.shape}, {vi_path} is {vi.shape}')
@@ -154,7 +201,7 @@ def main() -> None:
     try:
         pairs = pair_images(list_images(args.ir, 'ir'), list_images(args.vi, 'vi'),
                             list_images(args.fused, 'fused'))
-        tasks = [(*pair, args.metrics) for pair in pairs]
+        tasks = [(*pair, args.metrics, args.bit_depth) for pair in pairs]
         workers = max(1, min(args.workers, len(tasks)))
         if workers == 1:
             scored = [score(task) for task in tasks]
@@ -164,30 +211,44 @@ def main() -> None:
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f'error: {error}')
     seconds = time.perf_counter() - start
-    images = dict(scored)
-    means = {name: float(np.mean([values[name] for values in images.values()]))
+    images = {stem: {name: value if math.isfinite(value) else None
+                     for name, value in values.items()} for stem, values in scored}
+    undefined = {name: [stem for stem, values in images.items() if values[name] is None]
+                 for name in args.metrics}
+    undefined = {name: stems for name, stems in undefined.items() if stems}
+    means = {name: None if name in undefined else
+             float(np.mean([values[name] for values in images.values()]))
              for name in args.metrics}
+
+    def cell(value: Optional[float]) -> str:
+        return 'n/a' if value is None else f'{value:.4f}'
 
     table = PrettyTable(field_names=['image', *args.metrics])
     table.align = 'r'
     for stem, values in images.items():
-        table.add_row([stem, *(f'{values[name]:.4f}' for name in args.metrics)])
-    table.add_row(['mean', *(f'{means[name]:.4f}' for name in args.metrics)])
+        table.add_row([stem, *(cell(values[name]) for name in args.metrics)])
+    table.add_row(['mean', *(cell(means[name]) for name in args.metrics)])
     print(table.get_string())
     print(f'{len(images)} images scored in {seconds:.2f} s with {workers} worker(s)')
+    for name, stems in undefined.items():
+        print(f'{name} is not defined for {", ".join(stems)} (e.g. the correlation of a '
+              'constant image): n/a, and no mean')
     if args.out:
         result = dict(
             ir=os.path.abspath(args.ir), vi=os.path.abspath(args.vi),
             fused=os.path.abspath(args.fused), metrics=args.metrics,
-            reading='cv2.imread (BGR) -> cv2.COLOR_BGR2GRAY -> np.round, values 0..255',
+            reading='cv2.imread (BGR) -> cv2.COLOR_BGR2GRAY -> np.round, values 0..255'
+                    + ('' if args.bit_depth is None else
+                       f'; 16-bit images scaled by 255 / (2**{args.bit_depth} - 1)'),
+            bit_depth=args.bit_depth,
             notes=dict(MI='natural log (nats), MI(F, ir) + MI(F, vi)',
                        SSIM_dr2='SSIM(F, ir) + SSIM(F, vi) with data_range=2 (published '
                                 'convention)',
                        SSIM_dr255='SSIM(F, ir) + SSIM(F, vi) with data_range=255'),
-            images=images, means=means, seconds=seconds)
+            images=images, means=means, undefined=undefined, seconds=seconds)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, 'w') as file:
-            json.dump(result, file, indent=1)
+            json.dump(result, file, indent=1, allow_nan=False)
         print(f'wrote {args.out}')
 
 

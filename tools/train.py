@@ -5,6 +5,7 @@ Examples:
     python tools/train.py CONFIG --resume                  # latest checkpoint of the work dir
     python tools/train.py CONFIG --resume work_dirs/x/iter_4000.pth
     bash tools/dist_train.sh CONFIG 8                       # 8 processes with torchrun
+    bash tools/dist_train.sh CONFIG 8 --auto-scale-lr       # lr x (8 x batch) / base batch
 """
 import argparse
 import logging
@@ -37,6 +38,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
                         help='with --amp, the autocast dtype (default: float16 on a GPU, '
                         'bfloat16 on the CPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the total batch (processes x batch '
+                        'per process) over the config\'s auto_scale_lr.base_batch_size')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_iters=100 '
                         'optim_wrapper.optimizer.lr=1e-4')
@@ -85,6 +89,33 @@ def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
     cfg.optim_wrapper.setdefault('loss_scale', cfg.get('amp_loss_scale', 'dynamic'))
 
 
+def enable_auto_scale_lr(cfg: Config) -> None:
+    """Turn on mmengine's ``auto_scale_lr``, which needs the batch the lr was set for."""
+    if (cfg.get('auto_scale_lr') or {}).get('base_batch_size') is None:
+        raise SystemExit('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config: '
+                         'the total batch its learning rate was set for, e.g. '
+                         'auto_scale_lr = dict(enable=False, base_batch_size=16)')
+    cfg.auto_scale_lr.enable = True
+
+
+def check_load_from(cfg: Config) -> None:
+    """Fail before building anything when the weights a config starts from are missing."""
+    load_from = cfg.get('load_from')
+    if load_from and not cfg.get('resume') and '://' not in load_from and not osp.isfile(
+            load_from):
+        raise SystemExit(f'load_from: {load_from} does not exist. It is the checkpoint this '
+                         'config starts training from; its comment says how to make it.')
+
+
+def check_sync_bn(cfg: Config, launcher: str) -> None:
+    """Refuse SyncBN in distributed training on the CPU, where torch's SyncBatchNorm stops at
+    its first forward (testing and single-process runs use plain BatchNorm and are fine)."""
+    if cfg.get('sync_bn') and launcher != 'none' and not torch.cuda.is_available():
+        raise SystemExit(f'sync_bn={cfg.sync_bn!r}: SyncBatchNorm trains on GPUs only; to train '
+                         'this config on the CPU, keep BatchNorm per process with '
+                         '--cfg-options sync_bn=None')
+
+
 def build_config(args: argparse.Namespace) -> Config:
     """The config with the command line applied (work dir, AMP, resume, overrides)."""
     cfg = Config.fromfile(args.config)
@@ -98,6 +129,8 @@ def build_config(args: argparse.Namespace) -> Config:
         raise SystemExit('--amp-dtype needs --amp')
     if args.amp:
         enable_amp(cfg, args.amp_dtype)
+    if args.auto_scale_lr:
+        enable_auto_scale_lr(cfg)
     if args.resume is not None:
         cfg.resume = True
         cfg.load_from = None if args.resume == 'auto' else args.resume
@@ -109,6 +142,8 @@ def main() -> None:
     args = parse_args()
     warn_if_deprecated(args.config)
     cfg = build_config(args)
+    check_load_from(cfg)
+    check_sync_bn(cfg, args.launcher)
     setup_launcher(cfg, args.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()

@@ -3,9 +3,9 @@
 # poly 0.9 per iteration, 10 epochs of batch 16 on MM-RIS at 480x480, validation every epoch
 # and the best checkpoint by oIoU.
 # 1xb16: the published total batch of 16 on one GPU. train_dataloader.batch_size is per
-# process, so on N GPUs this trains with N x 16: set it to 16 / N to keep the published
-# batch (8 GPUs x 2), or let the lr follow the batch with
-# `--cfg-options auto_scale_lr.enable=True`.
+# process, so on N GPUs this config trains with N x 16: use the 8xb2 config (8 GPUs x 2,
+# SyncBN) to keep the published batch, or let the learning rates follow the total batch with
+# `tools/train.py --auto-scale-lr` (x total / 16).
 _base_ = [
     '../_base_/models/risfusion_swin-b.py',
     '../_base_/datasets/mm-ris_480x480.py',

@@ -49,7 +49,7 @@ test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(interval=50, log_metric_by_epoch=False),
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+env_cfg = dict(cudnn_benchmark=False)
 
 # The test split twice: as it is, and with every expression borrowed from another image
 # (MismatchedTextDataset). RISMetric keeps the two apart and reports the mismatched mIoU and

@@ -97,7 +97,11 @@ def load_model_checkpoint(model: nn.Module, checkpoint: Union[str, Path],
                                 'tools/train.py or written by a tools/model_converters script')
     state_dict, meta = _read_state_dict(path)
     state_dict = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
-    result = model.load_state_dict(state_dict, strict=False)
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as error:  # tensors of other shapes: torch's message names no file
+        raise RuntimeError(f'{path} does not match the model built from the config: '
+                           f'{" ".join(str(error).split())}') from error
     if strict and (result.missing_keys or result.unexpected_keys):
         raise RuntimeError(
             f'{path} does not match the model built from the config: '
@@ -134,7 +138,8 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
         config.merge_from_dict(cfg_options)
     if 'model' not in config:
         raise KeyError(f'config {config.filename} has no `model` key')
-    config.model.train_cfg = None
+    if 'train_cfg' in config.model:  # segmentors take one; fusion-only models do not
+        config.model.train_cfg = None
     init_default_scope(config.get('default_scope', 'mmrisfusion'))
     from mmrisfusion.registry import MODELS
     model = MODELS.build(config.model)

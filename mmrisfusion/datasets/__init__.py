@@ -1,4 +1,10 @@
-from .base_ris_dataset import BaseRISDataset, InvalidSampleError
+from .base_ris_dataset import (
+    BaseRISDataset,
+    InvalidSampleError,
+    suspicious_row_counts,
+    warn_suspicious,
+)
+from .collate import ris_collate
 from .folder_datasets import IVIFFolderDataset, RISFolderDataset
 from .mm_ris import MMRISDataset, ParquetRowReader, arrow_cache_file, parquet_files
 from .mm_ris_format import MM_RIS_COLUMNS, MMRISParquetWriter, mm_ris_schema
@@ -28,5 +34,6 @@ __all__ = [
     'SyntheticMMRIS', 'make_synthetic_mmris', 'make_synthetic_splits', 'mm_ris_schema',
     'LoadRISImages', 'LoadRISAnnotation', 'RISResize', 'RISResizePad', 'RISRandomCrop',
     'RISRandomFlip', 'RISPhotoMetricDistortion', 'TokenizeText', 'PackRISInputs',
-    'decode_image', 'load_tokenizer', 'resize_array', 'swap_direction_words'
+    'decode_image', 'load_tokenizer', 'resize_array', 'ris_collate', 'suspicious_row_counts',
+    'swap_direction_words', 'warn_suspicious'
 ]

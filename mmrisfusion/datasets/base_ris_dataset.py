@@ -1,6 +1,7 @@
 """What the RIS and IVIF datasets share: clear errors for bad rows and ``skip_invalid``."""
 import logging
-from typing import Any, List, Optional
+from collections import Counter
+from typing import Any, Dict, List, Optional
 
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
@@ -28,6 +29,36 @@ class InvalidSampleError(ValueError):
     def __reduce__(self):
         # keeps the error intact when a dataloader worker sends it to the main process
         return type(self), (self.source, self.img_name, self.problem)
+
+
+# Usable but suspicious rows seen by this process, by kind (see warn_suspicious).
+_SUSPICIOUS: Counter = Counter()
+
+
+def warn_suspicious(kind: str, message: str) -> None:
+    """Count a row that loads but most likely is not what was meant; log a kind's first one.
+
+    Such rows (a mask with values other than 0/1/255, an expression the tokenizer only
+    knows as unknown tokens, one image name for two images) are used as they are, as the
+    published loader does; a warning per row would flood a training log, so each process
+    logs the first of each kind and counts the rest. ``tools/dataset_converters/mm_ris.py
+    check`` lists all of them.
+
+    Args:
+        kind (str): e.g. ``'mask_values'``.
+        message (str): What is wrong with this row, naming it.
+    """
+    _SUSPICIOUS[kind] += 1
+    if _SUSPICIOUS[kind] == 1:
+        print_log(f'{message}. Further rows of this kind are counted, not logged '
+                  '(mmrisfusion.datasets.suspicious_row_counts()); '
+                  'tools/dataset_converters/mm_ris.py check lists them all.',
+                  logger='current', level=logging.WARNING)
+
+
+def suspicious_row_counts() -> Dict[str, int]:
+    """Rows :func:`warn_suspicious` counted in this process, by kind."""
+    return dict(_SUSPICIOUS)
 
 
 class BaseRISDataset(BaseDataset):
@@ -64,6 +95,27 @@ class BaseRISDataset(BaseDataset):
         print_log(f'{type(self).__name__}: skipped invalid row {error} '
                   f'({self.num_skipped} skipped so far)', logger='current',
                   level=logging.WARNING)
+
+    def require_samples(self, data_list: List[dict], where: str, expected: str) -> List[dict]:
+        """``data_list``, or an error that says nothing valid is left, where, and why.
+
+        Without it an empty list reaches mmengine, whose error (``need at least one array to
+        concatenate``) names neither the file nor the rows that were skipped.
+
+        Args:
+            data_list (list[dict]): The valid samples read.
+            where (str): The file or folder read.
+            expected (str): What a sample should have been.
+
+        Returns:
+            list[dict]: ``data_list``, when not empty.
+        """
+        if data_list:
+            return data_list
+        skipped = (f'; {self.num_skipped} invalid row(s) or file(s) were skipped, listed in the '
+                   'log above' if self.num_skipped else '')
+        raise InvalidSampleError(where, None, f'no valid sample is left to read ({expected})'
+                                 f'{skipped}')
 
     def prepare_data(self, idx: int) -> Any:
         """Run the pipeline on row ``idx``; None (skip) for an invalid row when allowed.

@@ -109,10 +109,8 @@ class RISFolderDataset(BaseRISDataset):
                     data_list.extend(self._parse_line(line, f'{base}:line {number}'))
                 except InvalidSampleError as error:
                     self.record_invalid(error)
-        if not data_list and not self.skip_invalid:
-            raise InvalidSampleError(self.ann_file, None, 'no samples; expected JSON lines '
-                                     'with "name" and "expressions"')
-        return data_list
+        return self.require_samples(data_list, self.ann_file, 'expected JSON lines with "name" '
+                                    'and "expressions"')
 
 
 @DATASETS.register_module()
@@ -179,6 +177,5 @@ class IVIFFolderDataset(BaseRISDataset):
                     'of this name'))
                 continue
             data_list.append(dict(img_name=name, source=source, **paths))
-        if not data_list and not self.skip_invalid:
-            raise InvalidSampleError(vis_dir, None, 'no image pairs found')
-        return data_list
+        return self.require_samples(data_list, vis_dir, 'expected image pairs of one name in '
+                                    'the VIS and IR folders')

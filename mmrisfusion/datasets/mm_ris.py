@@ -6,13 +6,13 @@ import logging
 import os
 import os.path as osp
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
 
 from mmrisfusion.registry import DATASETS
 
-from .base_ris_dataset import BaseRISDataset, InvalidSampleError
+from .base_ris_dataset import BaseRISDataset, InvalidSampleError, warn_suspicious
 from .mm_ris_format import MM_RIS_COLUMNS
 
 #: Official column -> (key of ``get_data_info``, Arrow type family).
@@ -23,28 +23,65 @@ BYTES_COLUMNS = {'visible_image': 'vis_bytes', 'infrared_image': 'ir_bytes',
 LARGE_ROW_GROUP = 512
 
 
-def parquet_files(path: str) -> List[str]:
-    """``path`` itself, or the sorted ``*.parquet`` of the folder ``path``.
+#: Characters that make a ``data_path`` entry a glob pattern.
+_GLOB_CHARS = '*?['
 
-    The official train split ships as two parts that are read as one split by concatenating
-    their rows in file-name order.
+
+def _entry_files(entry: str) -> List[str]:
+    """The parquet files one ``data_path`` entry names: a file, a folder or a pattern."""
+    if any(char in entry for char in _GLOB_CHARS):
+        files = sorted(path for path in glob.glob(entry) if osp.isfile(path))
+        if not files:
+            folder = osp.dirname(entry) or '.'
+            found = sorted(osp.basename(path) for path in glob.glob(osp.join(folder, '*.parquet')))
+            raise FileNotFoundError(
+                f'MM-RIS: no file matches {entry!r} ({folder!r} holds '
+                f'{found or "no *.parquet file"}); the official train split ships as '
+                'mm_ris_train_part1.parquet and mm_ris_train_part2.parquet')
+        return files
+    if osp.isdir(entry):
+        files = sorted(glob.glob(osp.join(entry, '*.parquet')))
+        if not files:
+            raise FileNotFoundError(f'MM-RIS: the folder {entry!r} holds no *.parquet file')
+        return files
+    if not osp.isfile(entry):
+        raise FileNotFoundError(f'MM-RIS: {entry!r} is neither a parquet file, a folder of them '
+                                'nor a pattern matching them (the official splits are '
+                                'mm_ris_train_part{1,2}.parquet, mm_ris_val.parquet and '
+                                'mm_ris_test.parquet)')
+    return [entry]
+
+
+def parquet_files(paths: Union[str, Sequence[str]]) -> List[str]:
+    """The parquet files of one split, in reading order.
+
+    Each entry is a parquet file, a folder (its ``*.parquet``, in name order) or a glob
+    pattern (its matches, in name order); a list reads its entries in the given order and
+    the rows of all files are concatenated. The official train split ships as two parts,
+    read as one split with ``'mm_ris_train_part*.parquet'``. No file may be named twice:
+    its rows would be trained on twice.
 
     Args:
-        path (str): A parquet file or a folder of them.
+        paths (str | Sequence[str]): One entry or a list of them.
 
     Returns:
         list[str]: The files, in reading order.
+
+    Raises:
+        FileNotFoundError: When an entry names nothing.
+        ValueError: When the list is empty or names a file more than once.
     """
-    if osp.isdir(path):
-        files = sorted(glob.glob(osp.join(path, '*.parquet')))
-        if not files:
-            raise FileNotFoundError(f'MM-RIS: the folder {path!r} holds no *.parquet file')
-        return files
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'MM-RIS: {path!r} is neither a parquet file nor a folder '
-                                'of them (the official splits are mm_ris_train.parquet, '
-                                'mm_ris_val.parquet and mm_ris_test.parquet)')
-    return [path]
+    entries = [paths] if isinstance(paths, str) else list(paths)
+    if not entries:
+        raise ValueError('MM-RIS: data_path is an empty list; give a parquet file, a folder, '
+                         'a pattern or a list of them')
+    files = [path for entry in entries for path in _entry_files(entry)]
+    real = [osp.realpath(path) for path in files]
+    repeated = sorted({path for path, key in zip(files, real) if real.count(key) > 1})
+    if repeated:
+        raise ValueError(f'MM-RIS: data_path {entries} names {repeated} more than once; each '
+                         'file of a split must be read once')
+    return files
 
 
 def _import_pyarrow():
@@ -160,15 +197,42 @@ class ParquetRowReader:
         return {name: table.column(name)[offset].as_py() for name in self.columns}
 
 
+def _one_line(error: Exception) -> str:
+    """An error's message on one line (pyarrow's span several)."""
+    return ' '.join(str(error).split())
+
+
+def _decode_text_row(name: Optional[bytes], text: Optional[bytes]
+                     ) -> Tuple[Optional[str], Any, Any]:
+    """(problem or None, image_name, question) of one row's string columns read as bytes."""
+    values = []
+    for column, value in zip(TEXT_COLUMNS, (name, text)):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode('utf-8')
+            except UnicodeDecodeError as error:
+                return (f'{column} is not UTF-8 text ({error.reason} at byte {error.start} of '
+                        f'{value[:40]!r}); expected a UTF-8 string'), None, None
+        values.append(value)
+    name, text = values
+    if not isinstance(name, str) or not name.strip():
+        return f'image_name is {name!r}; expected a non-empty string', name, text
+    if not isinstance(text, str) or not text.strip():
+        return f'question is {text!r}; expected a non-empty string', name, text
+    return None, name, text
+
+
 @DATASETS.register_module()
 class MMRISDataset(BaseRISDataset):
     """MM-RIS in its official parquet format: IR/VIS pairs, expressions and masks.
 
-    Reads a parquet file, or a folder whose ``*.parquet`` files are concatenated in name
-    order (the official train split ships in two parts). Columns: ``image_name`` (str),
-    ``visible_image`` and ``infrared_image`` (encoded PNG/JPEG bytes), ``question`` (the
-    referring expression) and ``segmentation`` (the bytes of a ``.npy`` HxW array,
-    foreground = value > 0). Byte columns stored in Hugging Face's image layout (a struct
+    Reads a parquet file, the ``*.parquet`` files of a folder or the matches of a glob
+    pattern (each in name order), or a list of those (in the given order), and concatenates
+    their rows: the official train split ships in two parts, read as one split with
+    ``data_path='mm_ris_train_part*.parquet'`` (see :func:`parquet_files`). Columns:
+    ``image_name`` (str), ``visible_image`` and ``infrared_image`` (encoded PNG/JPEG bytes),
+    ``question`` (the referring expression) and ``segmentation`` (the bytes of a ``.npy`` HxW
+    array, foreground = value > 0). Byte columns stored in Hugging Face's image layout (a struct
     with ``bytes`` and ``path``) are read too.
 
     Opening reads only the two string columns; the data list (what mmengine serialises and
@@ -178,14 +242,19 @@ class MMRISDataset(BaseRISDataset):
     ``LoadRISAnnotation``).
 
     Validation at opening: missing files, an empty file, missing columns or columns of the
-    wrong type, and null, non-string or empty ``image_name``/``question``. The published
-    loader silently drops rows with nulls; here they raise, or are logged, counted and
-    dropped with ``skip_invalid=True``. Null image or mask bytes and undecodable or
-    mis-sized content are found when the row is loaded (see :class:`BaseRISDataset`).
+    wrong type, a damaged row group of the string columns, and null, non-UTF-8 or empty
+    ``image_name``/``question``. The published loader silently drops rows with nulls; here
+    they raise, or are logged, counted and dropped with ``skip_invalid=True``; when nothing
+    valid is left, the error says so. Rows that repeat an earlier row's image name and
+    expression are kept with one warning that counts them. Null image or mask bytes, damaged
+    pages, oversized and undecodable or mis-sized content are found when the row is loaded
+    (see :class:`BaseRISDataset`), and so are suspicious rows that are used with a warning
+    (see :func:`~mmrisfusion.datasets.warn_suspicious`): an image name seen before with
+    other image bytes, mask values other than 0/1/255.
 
     Args:
-        data_path (str): A parquet file or a folder of them, relative to ``data_root``.
-            Defaults to ''.
+        data_path (str | Sequence[str]): A parquet file, a folder of them, a glob pattern
+            or a list of those, each relative to ``data_root``. Defaults to ''.
         data_root (str): Root folder joined to ``data_path``. Defaults to ''.
         row_group_cache (int): Parquet row groups each process keeps decoded.
             Defaults to 2.
@@ -210,7 +279,7 @@ class MMRISDataset(BaseRISDataset):
     METAINFO = dict(classes=('background', 'object'), palette=[[0, 0, 0], [255, 255, 255]])
 
     def __init__(self,
-                 data_path: str = '',
+                 data_path: Union[str, Sequence[str]] = '',
                  data_root: str = '',
                  row_group_cache: int = 2,
                  cache_dir: Optional[str] = None,
@@ -228,6 +297,8 @@ class MMRISDataset(BaseRISDataset):
         self.files: List[str] = []  # the valid parquet files, in reading order
         self.read_files: List[str] = []  # what the readers open: the files or their copies
         self._reader_cache: Optional[Tuple[int, ParquetRowReader]] = None
+        # image_name -> (digest of its VIS+IR bytes, first row), of the rows this process read
+        self._image_digests: Dict[str, Tuple[bytes, str]] = {}
         super().__init__(
             skip_invalid=skip_invalid, ann_file='', metainfo=metainfo, data_root=data_root,
             data_prefix=dict(), pipeline=pipeline or [], test_mode=test_mode,
@@ -235,9 +306,11 @@ class MMRISDataset(BaseRISDataset):
             max_refetch=max_refetch)
 
     @property
-    def full_data_path(self) -> str:
-        """``data_path`` joined to ``data_root``."""
-        return osp.join(self.data_root or '', self.data_path)
+    def full_data_path(self) -> Union[str, List[str]]:
+        """``data_path`` (each entry of a list) joined to ``data_root``."""
+        if isinstance(self.data_path, str):
+            return osp.join(self.data_root or '', self.data_path)
+        return [osp.join(self.data_root or '', path) for path in self.data_path]
 
     def _check_schema(self, path: str, schema: Any) -> None:
         """Raise for a missing column or a column of the wrong type."""
@@ -300,26 +373,84 @@ class MMRISDataset(BaseRISDataset):
                           logger='current', level=logging.WARNING)
             file_idx = len(self.files)
             self.files.append(path)
-            self.read_files.append(path if self.cache_dir is None else
-                                   arrow_cache_file(path, self.cache_dir))
-            table = pf.read(columns=list(TEXT_COLUMNS), use_threads=False)
-            names = table.column('image_name').to_pylist()
-            texts = table.column('question').to_pylist()
-            for row, (name, text) in enumerate(zip(names, texts)):
-                source = f'{base}:row {row}'
-                problem = None
-                if not isinstance(name, str) or not name.strip():
-                    problem = f'image_name is {name!r}; expected a non-empty string'
-                elif not isinstance(text, str) or not text.strip():
-                    problem = f'question is {text!r}; expected a non-empty string'
-                if problem is not None:
-                    self.record_invalid(InvalidSampleError(source, name, problem))
-                    continue
-                data_list.append(dict(img_name=name, text=text, source=source,
+            self.read_files.append(self._read_file(path))
+            for row, name, text in self._text_rows(pf, path):
+                data_list.append(dict(img_name=name, text=text, source=f'{base}:row {row}',
                                       file_idx=file_idx, row_idx=row))
-        if not data_list and not self.skip_invalid:
-            raise InvalidSampleError(self.full_data_path, None, 'no rows')
+        self.require_samples(data_list, self.full_data_path, 'expected MM-RIS rows')
+        self._warn_repeated_rows(data_list)
         return data_list
+
+    def _read_file(self, path: str) -> str:
+        """What the readers open for ``path``: its Arrow copy with ``cache_dir``, else itself.
+
+        A file that cannot be copied (a damaged page) is read directly, so that only its
+        damaged rows fail, each with its own error.
+        """
+        if self.cache_dir is None:
+            return path
+        import pyarrow as pa
+        try:
+            return arrow_cache_file(path, self.cache_dir)
+        except (OSError, pa.ArrowException) as error:
+            print_log(f'MMRISDataset: {path} cannot be copied to the Arrow cache '
+                      f'({_one_line(error)}); '
+                      'reading it directly: the rows it cannot read will fail one by one',
+                      logger='current', level=logging.WARNING)
+            return path
+
+    def _text_rows(self, pf: Any, path: str) -> Iterator[Tuple[int, str, str]]:
+        """(row, image_name, question) of the valid rows of one file, row group by row group.
+
+        The strings are read as bytes and decoded here, so a value that is not UTF-8 is one
+        invalid row (pyarrow would fail the whole file), and a damaged row group invalidates
+        its rows, not the file.
+        """
+        import pyarrow as pa
+        base = osp.basename(path)
+        start = 0
+        for group in range(pf.metadata.num_row_groups):
+            size = pf.metadata.row_group(group).num_rows
+            try:
+                table = pf.read_row_group(group, columns=list(TEXT_COLUMNS), use_threads=False)
+                names, texts = (table.column(c).cast(pa.binary()).to_pylist()
+                                for c in TEXT_COLUMNS)
+            except (OSError, pa.ArrowException) as error:
+                for row in range(start, start + size):
+                    self.record_invalid(InvalidSampleError(
+                        f'{base}:row {row}', None, f'row group {group} (rows {start}-'
+                        f'{start + size - 1}) cannot be read ({_one_line(error)}); the file is '
+                        'damaged: download or convert it again'))
+                start += size
+                continue
+            for row, (name, text) in enumerate(zip(names, texts), start):
+                problem, name, text = _decode_text_row(name, text)
+                if problem is None:
+                    yield row, name, text
+                else:
+                    self.record_invalid(InvalidSampleError(f'{base}:row {row}', name, problem))
+            start += size
+
+    def _warn_repeated_rows(self, data_list: List[dict]) -> None:
+        """Warn once, with the count, about rows that repeat an earlier (image, expression).
+
+        A repeated row is scored twice by a test split (or is one expression for two
+        objects); ``tools/dataset_converters/mm_ris.py check`` tells exact duplicates apart.
+        """
+        first: Dict[Tuple[str, str], str] = {}
+        repeats = []
+        for info in data_list:
+            key = (info['img_name'], info['text'])
+            if key in first:
+                repeats.append(f'{info["source"]} repeats {first[key]}')
+            else:
+                first[key] = info['source']
+        if repeats:
+            examples = '; '.join(repeats[:3]) + ('; ...' if len(repeats) > 3 else '')
+            print_log(f'MMRISDataset: {len(repeats)} row(s) of {self.full_data_path} repeat the '
+                      f'image_name and question of an earlier row ({examples}); a test split '
+                      'scores each of them again. tools/dataset_converters/mm_ris.py check '
+                      'lists exact duplicates', logger='current', level=logging.WARNING)
 
     def _reader(self) -> ParquetRowReader:
         """This process's reader: opened on first use, again after a fork."""
@@ -340,8 +471,14 @@ class MMRISDataset(BaseRISDataset):
             dict: ``img_name``, ``text``, ``source``, ``sample_idx``, ``vis_bytes``,
             ``ir_bytes``, ``seg_bytes`` (and the row position).
         """
+        import pyarrow as pa
         info = super().get_data_info(idx)
-        row = self._reader().read(info['file_idx'], info['row_idx'])
+        try:
+            row = self._reader().read(info['file_idx'], info['row_idx'])
+        except (OSError, pa.ArrowException) as error:
+            raise InvalidSampleError(info['source'], info['img_name'], f'the row cannot be read '
+                                     f'({_one_line(error)}); the file is damaged: download or '
+                                     'convert it again') from error
         for column, key in BYTES_COLUMNS.items():
             if isinstance(row[column], dict):  # Hugging Face's Image layout {bytes, path}
                 row[column] = row[column].get('bytes')
@@ -349,7 +486,18 @@ class MMRISDataset(BaseRISDataset):
                 raise InvalidSampleError(info['source'], info['img_name'],
                                          f'{column} is null; expected encoded bytes')
             info[key] = row[column]
+        self._check_one_image_per_name(info)
         return info
+
+    def _check_one_image_per_name(self, info: dict) -> None:
+        """Warn when an image_name read before came with other image bytes (this process)."""
+        digest = hashlib.sha1(info['vis_bytes'] + info['ir_bytes']).digest()
+        first = self._image_digests.setdefault(info['img_name'], (digest, info['source']))
+        if first[0] != digest:
+            warn_suspicious('image_name_reused', f'{info["source"]} (image_name='
+                            f'{info["img_name"]!r}) has other image bytes than {first[1]} of '
+                            'the same name; expected one image per name (masks and results '
+                            'are written by name)')
 
     def __getstate__(self) -> dict:
         # open file handles do not travel to spawned workers; they reopen on first use

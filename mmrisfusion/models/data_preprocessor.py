@@ -1,6 +1,6 @@
 """Normalise, pad and stack VIS/IR batches and their tokens on the model's device."""
 from numbers import Number
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,8 @@ class RISDataPreProcessor(BaseDataPreprocessor):
 
     Takes what ``PackRISInputs`` and mmengine's ``pseudo_collate`` give,
     ``dict(inputs=dict(vis=[uint8 (3, H, W)], ir=[uint8 (C, H, W)]), data_samples=[...])``
-    (a list of per-sample ``dict(vis, ir)`` is accepted too), and returns
+    (the images already stacked by ``ris_collate``, or a list of per-sample
+    ``dict(vis, ir)``, are accepted too), and returns
     ``dict(inputs=dict(vis=(B, 3, H, W), ir=(B, C, H, W), token_ids=(B, T),
     token_mask=(B, T)), data_samples)`` on the preprocessor's device; the token entries are
     present when the samples carry tokens (fusion-only data has none).
@@ -41,6 +42,12 @@ class RISDataPreProcessor(BaseDataPreprocessor):
     training and testing alike. Without ``size`` or ``size_divisor`` all images of a batch
     must have the same size.
 
+    Data reach the device in one copy per kind (each modality as one uint8 batch, the
+    padded masks, the tokens), stacked on the host first, and normalisation and padding run
+    on the whole batch there: the same numbers as normalising and padding each sample (bit
+    for bit on the CPU). The masks become views of one device batch; the samples' other
+    fields stay where they are.
+
     Args:
         vis_mean (Sequence[Number]): VIS mean. Defaults to ImageNet's (123.675, 116.28,
             103.53).
@@ -53,7 +60,9 @@ class RISDataPreProcessor(BaseDataPreprocessor):
         pad_val (float): Image padding value (in normalised units). Defaults to 0.
         seg_pad_val (int): Mask padding value, ignored by losses and metrics.
             Defaults to 255.
-        non_blocking (bool): Non-blocking host-to-device copies. Defaults to False.
+        non_blocking (bool): Non-blocking host-to-device copies: from pinned memory
+            (``pin_memory=True`` in the dataloader) the copy overlaps with the GPU's work.
+            Defaults to True.
     """
 
     def __init__(self,
@@ -65,7 +74,7 @@ class RISDataPreProcessor(BaseDataPreprocessor):
                  size_divisor: Optional[int] = None,
                  pad_val: float = 0.,
                  seg_pad_val: int = 255,
-                 non_blocking: bool = False) -> None:
+                 non_blocking: bool = True) -> None:
         super().__init__(non_blocking=non_blocking)
         if size is not None and size_divisor is not None:
             raise ValueError('give at most one of size and size_divisor, got '
@@ -80,11 +89,11 @@ class RISDataPreProcessor(BaseDataPreprocessor):
         self.seg_pad_val = seg_pad_val
 
     @staticmethod
-    def _split_inputs(inputs: Any) -> Dict[str, List[Tensor]]:
-        """``dict(vis=[...], ir=[...])`` from either collated layout."""
+    def _split_inputs(inputs: Any) -> Dict[str, Union[Tensor, List[Tensor]]]:
+        """``dict(vis=..., ir=...)``, each a stacked batch or a per-sample list."""
         if isinstance(inputs, dict):
-            out = {k: list(inputs[k]) if not isinstance(inputs[k], Tensor) else
-                   list(inputs[k].unbind(0)) for k in ('vis', 'ir') if k in inputs}
+            out = {k: inputs[k] if isinstance(inputs[k], Tensor) else list(inputs[k])
+                   for k in ('vis', 'ir') if k in inputs}
         elif isinstance(inputs, (list, tuple)) and all(isinstance(i, dict) for i in inputs):
             out = {k: [i[k] for i in inputs] for k in ('vis', 'ir') if k in inputs[0]}
         else:
@@ -94,19 +103,52 @@ class RISDataPreProcessor(BaseDataPreprocessor):
             raise KeyError(f'RISDataPreProcessor needs both vis and ir inputs, got {sorted(out)}')
         return out
 
-    def _normalise(self, images: List[Tensor], mean: Tensor, std: Tensor,
-                   name: str) -> List[Tensor]:
+    @staticmethod
+    def _host_batch(images: Union[Tensor, List[Tensor]],
+                    name: str) -> Tuple[Tensor, List[Tuple[int, int]]]:
+        """One modality as one (B, C, H, W) tensor, zero-padded to the largest image, and
+        each sample's (h, w): stacked where the images are, before any copy."""
+        if isinstance(images, Tensor):  # stacked by ris_collate
+            if images.dim() != 4:
+                raise ValueError(f'stacked {name} images must be (B, C, H, W), got '
+                                 f'{tuple(images.shape)}')
+            return images, [tuple(images.shape[-2:])] * images.shape[0]
         channels = {img.shape[0] for img in images}
         if len(channels) != 1 or any(img.ndim != 3 for img in images):
             raise ValueError(f'{name} images must all be (C, H, W) with one C, got shapes '
                              f'{[tuple(img.shape) for img in images]}')
-        c = channels.pop()
+        sizes = [tuple(img.shape[-2:]) for img in images]
+        if len(set(sizes)) == 1:
+            return torch.stack(images), sizes
+        batch = images[0].new_zeros((len(images), channels.pop(), max(h for h, _ in sizes),
+                                     max(w for _, w in sizes)))
+        for out, img in zip(batch, images):
+            out[:, :img.shape[1], :img.shape[2]] = img
+        return batch, sizes
+
+    def _normalise(self, images: Tensor, mean: Tensor, std: Tensor, name: str) -> Tensor:
+        c = images.shape[1]
         if mean.shape[0] not in (1, c) or std.shape[0] not in (1, c):
             raise ValueError(f'{name} images have {c} channel(s) but {name}_mean/{name}_std '
                              f'have {mean.shape[0]}/{std.shape[0]} values; give one value for '
                              f'gray {name} (e.g. {name}_mean=[{float(mean.mean()):.3f}]) or '
                              f'load {name} with 3 channels')
-        return [(img.float() - mean) / std for img in images]
+        return (images.float() - mean) / std
+
+    def _pad(self, batch: Tensor, sizes: List[Tuple[int, int]], target: Tuple[int, int]) -> Tensor:
+        """``pad_val`` at the bottom/right of every sample, up to ``target``."""
+        height, width = batch.shape[-2:]
+        for image, (h, w) in zip(batch, sizes):  # samples smaller than the batch
+            if h < height:
+                image[:, h:] = self.pad_val
+            if w < width:
+                image[:, :h, w:] = self.pad_val
+        if (height, width) == target:
+            return batch
+        return F.pad(batch, (0, target[1] - width, 0, target[0] - height), value=self.pad_val)
+
+    def _to_device(self, tensor: Tensor) -> Tensor:
+        return tensor.to(self.device, non_blocking=self._non_blocking)
 
     def _target_size(self, sizes: List[Tuple[int, int]], names: List[str]) -> Tuple[int, int]:
         h = max(s[0] for s in sizes)
@@ -124,8 +166,12 @@ class RISDataPreProcessor(BaseDataPreprocessor):
                              f'{dict(zip(names, sizes))}; set size or size_divisor to pad them')
         return h, w
 
+    @torch.compiler.disable
     def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:
         """Normalise, pad and stack a collated batch on the device.
+
+        Not traced by ``torch.compile``: it reads and writes every sample's metainfo, which
+        would make a compiled training step recompile for every batch.
 
         Args:
             data (dict): ``inputs`` and ``data_samples`` from the dataloader.
@@ -136,35 +182,47 @@ class RISDataPreProcessor(BaseDataPreprocessor):
             dict: ``inputs`` (vis, ir and, with text, token_ids, token_mask) and
             ``data_samples``.
         """
-        data = self.cast_data(data)
         images = self._split_inputs(data['inputs'])
         samples = data.get('data_samples')
+        vis, sizes = self._host_batch(images['vis'], 'vis')
+        ir, ir_sizes = self._host_batch(images['ir'], 'ir')
         names = ([s.metainfo.get('img_name', str(i)) for i, s in enumerate(samples)]
-                 if samples is not None else [str(i) for i in range(len(images['vis']))])
-        for name, vis, ir in zip(names, images['vis'], images['ir']):
-            if vis.shape[-2:] != ir.shape[-2:]:
-                raise ValueError(f'sample {name!r}: VIS is {tuple(vis.shape)} but IR is '
-                                 f'{tuple(ir.shape)}; expected the same height and width')
-        vis = self._normalise(images['vis'], self.vis_mean, self.vis_std, 'vis')
-        ir = self._normalise(images['ir'], self.ir_mean, self.ir_std, 'ir')
-        sizes = [tuple(v.shape[-2:]) for v in vis]
+                 if samples is not None else [str(i) for i in range(vis.shape[0])])
+        for name, vis_size, ir_size in zip(names, sizes, ir_sizes):
+            if vis_size != ir_size:
+                raise ValueError(f'sample {name!r}: VIS is {vis.shape[1]}x{vis_size[0]}x'
+                                 f'{vis_size[1]} but IR is {ir.shape[1]}x{ir_size[0]}x'
+                                 f'{ir_size[1]} (CxHxW); expected the same height and width')
         th, tw = self._target_size(sizes, names)
-        pads = [(0, tw - w, 0, th - h) for h, w in sizes]
         inputs = dict(
-            vis=torch.stack([F.pad(v, p, value=self.pad_val) for v, p in zip(vis, pads)]),
-            ir=torch.stack([F.pad(i, p, value=self.pad_val) for i, p in zip(ir, pads)]))
+            vis=self._pad(self._normalise(self._to_device(vis), self.vis_mean, self.vis_std,
+                                          'vis'), sizes, (th, tw)),
+            ir=self._pad(self._normalise(self._to_device(ir), self.ir_mean, self.ir_std,
+                                         'ir'), sizes, (th, tw)))
         if samples is not None:
+            pads = [(0, tw - w, 0, th - h) for h, w in sizes]
+            self._pad_labels(samples, pads)
             for sample, (h, w), pad in zip(samples, sizes, pads):
-                if 'gt_sem_seg' in sample:
-                    seg = sample.gt_sem_seg.data
-                    del sample.gt_sem_seg.data
-                    sample.gt_sem_seg.data = F.pad(seg, pad, value=self.seg_pad_val)
                 old = sample.metainfo.get('padding_size', (0, 0, 0, 0))
                 sample.set_metainfo(dict(
                     img_shape=sample.metainfo.get('img_shape', (h, w)), pad_shape=(th, tw),
                     padding_size=(old[0], old[1] + pad[1], old[2], old[3] + pad[3])))
             inputs.update(self._stack_tokens(samples))
         return dict(inputs=inputs, data_samples=samples)
+
+    def _pad_labels(self, samples: list, pads: List[Tuple[int, int, int, int]]) -> None:
+        """Pad the samples' ``gt_sem_seg`` with ``seg_pad_val`` and move them in one copy."""
+        have = ['gt_sem_seg' in s for s in samples]
+        if not any(have):
+            return
+        if not all(have):
+            raise ValueError('some samples of the batch have gt_sem_seg and some do not')
+        labels = self._to_device(torch.stack([
+            F.pad(s.gt_sem_seg.data, pad, value=self.seg_pad_val)
+            for s, pad in zip(samples, pads)]))
+        for sample, label in zip(samples, labels):
+            del sample.gt_sem_seg.data
+            sample.gt_sem_seg.data = label
 
     def _stack_tokens(self, samples: list) -> Dict[str, Tensor]:
         """``token_ids`` and ``token_mask`` (B, T), padded with 0 to the longest."""
@@ -175,8 +233,9 @@ class RISDataPreProcessor(BaseDataPreprocessor):
             raise ValueError('some samples of the batch have token_ids and some do not; '
                              'every sample needs TokenizeText or none')
         length = max(s.token_ids.numel() for s in samples)
-        out = {}
-        for key in ('token_ids', 'token_mask'):
-            rows = [getattr(s, key).reshape(-1).long() for s in samples]
-            out[key] = torch.stack([F.pad(r, (0, length - r.numel()), value=0) for r in rows])
-        return out
+        keys = ('token_ids', 'token_mask')
+        both = torch.stack([
+            torch.stack([F.pad(row, (0, length - row.numel()), value=0)
+                         for row in (getattr(s, key).reshape(-1).long() for s in samples)])
+            for key in keys])
+        return dict(zip(keys, self._to_device(both).unbind(0)))

@@ -14,14 +14,20 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 PRED_COLOR = (255, 0, 0)
 GT_COLOR = (0, 255, 0)
+#: Lines of caption under a panel; a longer expression is cut with ' ...' (a 5000-character
+#: one would otherwise make a panel 1500 pixels tall).
+MAX_CAPTION_LINES = 3
 
 
 def to_uint8_image(image: ArrayLike) -> np.ndarray:
-    """Convert an image in any of the layouts the pipeline produces to ``(H, W, 3)`` uint8 RGB.
+    """Convert an image of the pipeline or of a user to ``(H, W, 3)`` uint8 RGB.
 
-    Accepts ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C in {1, 3}, as a tensor or an
-    array; float data is read as [0, 1] (the fused image of a data sample), integer data as
-    0..255. One channel is replicated to three, so gray IR can sit next to RGB images.
+    The layout follows the type, never the shape: a tensor is ``(C, H, W)`` (mmengine's
+    ``PixelData``, ``PackRISInputs``), an array ``(H, W, C)`` (numpy, OpenCV, Pillow), both
+    with C in {1, 3}, or ``(H, W)``. (Guessing the channel axis from the shape misreads
+    images 1 or 3 pixels wide.) Float data is read as [0, 1] (the fused image of a data
+    sample), integer data as 0..255. One channel is replicated to three, so gray IR can sit
+    next to RGB images.
 
     Args:
         image (np.ndarray | torch.Tensor): The image.
@@ -29,18 +35,20 @@ def to_uint8_image(image: ArrayLike) -> np.ndarray:
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8 RGB.
     """
-    if isinstance(image, torch.Tensor):
+    channels_first = isinstance(image, torch.Tensor)
+    if channels_first:
         image = image.detach().cpu().numpy()
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[..., None]
+    elif image.ndim == 3 and channels_first:
+        image = image.transpose(1, 2, 0)
     if image.ndim != 3:
         raise ValueError(f'expected an image of 2 or 3 dimensions, got shape {image.shape}')
-    if image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
-        image = image.transpose(1, 2, 0)
     if image.shape[-1] not in (1, 3):
-        raise ValueError(f'expected 1 or 3 channels (first or last axis), got shape '
-                         f'{image.shape}')
+        layout = '(C, H, W) tensor' if channels_first else '(H, W, C) array'
+        raise ValueError(f'expected 1 or 3 channels, got a {layout} of {image.shape[-1]} '
+                         'channels')
     if np.issubdtype(image.dtype, np.floating):
         image = np.clip(np.rint(image * 255.0), 0, 255)
     elif image.dtype == np.bool_:
@@ -153,7 +161,7 @@ def make_panel(tiles: Sequence[Tuple[str, ArrayLike]], caption: Optional[str] = 
         tiles (Sequence[tuple[str, np.ndarray | torch.Tensor]]): (title, image) pairs, drawn
             left to right.
         caption (str, optional): Text under the row, e.g. the referring expression; wrapped
-            to the panel width. Defaults to None.
+            to the panel width, at most :data:`MAX_CAPTION_LINES` lines. Defaults to None.
         tile_size (tuple[int, int], optional): (H, W) every tile is resized to. Defaults to
             None (the first tile's size).
 
@@ -176,7 +184,8 @@ def make_panel(tiles: Sequence[Tuple[str, ArrayLike]], caption: Optional[str] = 
     if not caption:
         return row
     char_width = max(1, int(cv2.getTextSize('x', cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]))
-    lines = textwrap.wrap(_ascii(caption), width=max(8, row.shape[1] // char_width - 1))
+    lines = textwrap.wrap(_ascii(caption), width=max(8, row.shape[1] // char_width - 1),
+                          max_lines=MAX_CAPTION_LINES, placeholder=' ...')
     strip = np.zeros((len(lines) * line_height + 4, row.shape[1], 3), np.uint8)
     _put_lines(strip, lines, 0, scale, line_height)
     return np.concatenate([row, strip], axis=0)

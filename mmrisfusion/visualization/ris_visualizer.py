@@ -56,7 +56,8 @@ class RISLocalVisualizer(Visualizer):
         """Draw the panel of one sample without sending it anywhere.
 
         Args:
-            image (np.ndarray | torch.Tensor): The visible image (RGB, HWC or CHW).
+            image (np.ndarray | torch.Tensor): The visible image (RGB; an (H, W, 3) array or
+                a (3, H, W) tensor).
             ir (np.ndarray | torch.Tensor): The infrared image (1 or 3 channels).
             data_sample (RISDataSample, optional): Supplies ``pred_fused``,
                 ``pred_sem_seg``, ``gt_sem_seg`` and ``text`` where present. Defaults to

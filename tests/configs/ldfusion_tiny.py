@@ -17,7 +17,7 @@ model = dict(
     train_crop=dict(size=64))
 
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(indices=4))
+                        dataset=dict(times=1, dataset=dict(indices=4)))
 val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(indices=2))
 test_dataloader = val_dataloader
 
@@ -30,4 +30,4 @@ param_scheduler = [
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+env_cfg = dict(cudnn_benchmark=False)

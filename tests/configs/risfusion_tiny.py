@@ -66,4 +66,4 @@ default_hooks = dict(
     checkpoint=dict(by_epoch=True, interval=1, max_keep_ckpts=1, save_best='oIoU',
                     rule='greater'))
 log_processor = dict(by_epoch=True)
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+env_cfg = dict(cudnn_benchmark=False)

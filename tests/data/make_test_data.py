@@ -5,9 +5,11 @@ Usage (from the repository root, with mmrisfusion importable)::
     python tests/data/make_test_data.py REFERENCE_DIR IVIF_DIR [--out tests/data]
 
 ``REFERENCE_DIR`` holds ``risfusion/`` (``official_tiny.pth``, ``io_tiny.pt``,
-``keys_swin-b.json``: the published RIS-FUSION code run on a tiny random model) and
+``keys_swin-b.json``: the published RIS-FUSION code run on a tiny random model),
 ``fusion_metrics/`` (``tno_reference.json``, ``tno_mean/``, ``tno_max/``: the published
-evaluator's values). ``IVIF_DIR`` holds the benchmark pairs as ``<dataset>/vi/<name>`` and
+evaluator's values) and ``ldfusion/`` (the published LDFusion code run on its network with
+random weights; of it only the key layout is kept, after checking our implementation against
+it). ``IVIF_DIR`` holds the benchmark pairs as ``<dataset>/vi/<name>`` and
 ``<dataset>/ir/<name>``: ``tno/``, ``roadscene/`` (with ``test50.txt``) and
 ``msrs_samples/``.
 
@@ -106,15 +108,15 @@ def trim_fusion_metrics(source: Path, out: Path) -> None:
     (out / 'tno_reference.json').write_text(json.dumps(reference, indent=1) + '\n')
 
 
-def _check(checkpoint_path: Path, io_path: Path) -> str:
+def _check(*argv) -> str:
     """Run tools/analysis_tools/check_reference.py; its table, or exit when it fails."""
     out = std_io.StringIO()
     with contextlib.redirect_stdout(out):
-        status = check_reference.main([str(checkpoint_path), str(io_path)])
+        status = check_reference.main([str(arg) for arg in argv])
     print(out.getvalue(), end='')
     if status != 0:
-        raise SystemExit(f'check_reference.py fails on {checkpoint_path}: not writing a '
-                         'reference derived from an implementation that does not match')
+        raise SystemExit(f'check_reference.py fails on {argv}: not writing a reference '
+                         'derived from an implementation that does not match')
     return out.getvalue()
 
 
@@ -190,10 +192,23 @@ def make_risfusion(source: Path, out: Path) -> None:
         _check(Path(tmp) / 'official_tiny.pth', Path(tmp) / 'io.pt')
 
 
+def make_ldfusion(source: Path, out: Path) -> None:
+    """Check the published LDFusion reference, then keep its key layout (README)."""
+    print(f'== check_reference.py --method ldfusion on the published reference in {source}')
+    _check('--method', 'ldfusion', source)
+    layout = json.loads((source / 'meta.json').read_text())['checkpoint_layout']
+    lines = []
+    for part, keys in (('Enc', layout['enc_keys']), ('Dec', layout['dec_keys'])):
+        rows = [f'  "{key}": {json.dumps(shape)}' for key, shape in keys.items()]
+        lines.append(f' "{part}": {{\n' + ',\n'.join(rows) + '\n }')
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'keys_official.json').write_text('{\n' + ',\n'.join(lines) + '\n}\n')
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('reference_dir', type=Path,
-                        help='the published reference (risfusion/, fusion_metrics/)')
+                        help='the published reference (risfusion/, fusion_metrics/, ldfusion/)')
     parser.add_argument('ivif_dir', type=Path, help='the IVIF pairs (tno/, roadscene/, ...)')
     parser.add_argument('--out', type=Path, default=HERE, help='default: tests/data')
     args = parser.parse_args(argv)
@@ -201,6 +216,7 @@ def main(argv=None) -> int:
     copy_pairs(args.ivif_dir, args.out / 'ivif')
     trim_fusion_metrics(args.reference_dir / 'fusion_metrics', args.out / 'fusion_metrics')
     make_risfusion(args.reference_dir / 'risfusion', args.out / 'risfusion')
+    make_ldfusion(args.reference_dir / 'ldfusion', args.out / 'ldfusion')
     return 0
 
 

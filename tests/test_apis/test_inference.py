@@ -66,6 +66,12 @@ def test_checkpoint_errors(checkpoints, tmp_path, tiny_ris_config_file):
     torch.save({k: v for k, v in state.items() if k not in dropped}, partial)
     with pytest.raises(RuntimeError, match=r'partial.pth does not match.*3 missing keys'):
         load_model_checkpoint(model, partial)
+    resized = tmp_path / 'resized.pth'
+    key = next(k for k in state if k.endswith('.weight') and state[k].dim() == 2)
+    torch.save(dict(state, **{key: state[key][:, :1].clone()}), resized)
+    with pytest.raises(RuntimeError, match=rf'resized.pth does not match the model .*size '
+                       rf'mismatch for {key}'):
+        load_model_checkpoint(model, resized)
     official = tmp_path / 'official.pth'
     torch.save(dict(model={}, prefusion_model={}, epoch=1), official)
     with pytest.raises(ValueError, match='risfusion_official.py'):
@@ -117,8 +123,8 @@ def test_inference_in_bfloat16(model, pair):
     trained weights, measured in docs/benchmarks.md, not of this random model.)"""
     vis_path, ir_path = pair
     dtypes = set()
-    handle = model.backbone.stages[0].register_forward_hook(
-        lambda module, args, out: dtypes.add(out[0].dtype) and None)
+    handle = model.backbone.stages[0].blocks[0].register_forward_hook(
+        lambda module, args, out: dtypes.add(out.dtype) and None)
     try:
         result = inference_model(model, vis_path, ir_path, TEXT, amp=True)
     finally:
@@ -128,6 +134,17 @@ def test_inference_in_bfloat16(model, pair):
     assert result.logits.dtype == torch.float32 and torch.isfinite(result.logits).all()
     assert result.logits.shape == reference.logits.shape
     assert result.fused.shape == reference.fused.shape and result.fused.dtype == np.uint8
+def test_inference_on_an_image_three_pixels_wide(model, pair):
+    """The fused image is (H, W, 3) whatever H and W: a (3, 7, 3) tensor is read as its
+    channels first, not as 3 rows of 7 pixels."""
+    vis = cv2.resize(cv2.cvtColor(cv2.imread(str(pair[0])), cv2.COLOR_BGR2RGB), (3, 7))
+    ir = cv2.resize(cv2.imread(str(pair[1]), cv2.IMREAD_GRAYSCALE), (3, 7))
+    result = inference_model(model, vis, ir, TEXT)
+    assert result.fused.shape == (7, 3, 3) and result.mask.shape == (7, 3)
+    fused = torch.nn.functional.interpolate(result.data_sample.pred_fused.data[None],
+                                            size=(7, 3), mode='bilinear')[0]
+    expected = (fused.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    assert np.array_equal(result.fused, expected)
 
 
 def test_inference_input_errors(model, pair):

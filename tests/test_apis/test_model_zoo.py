@@ -5,6 +5,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.utils import digit_version
 
 import mmrisfusion
@@ -17,6 +18,7 @@ from mmrisfusion.apis.model_zoo import (
     warn_if_deprecated,
 )
 from mmrisfusion.models.segmentors import RISFusion
+from mmrisfusion.models.utils.ckpt_convert import BERT_BASE_CONFIG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = 'risfusion_swin-b_bert_1xb16-10e_mm-ris-480x480'
@@ -151,3 +153,38 @@ def test_deprecated_names_go_away_when_announced():
 def test_get_model_unknown_name():
     with pytest.raises(KeyError, match="no shipped config named 'risfusion_nope'.*risfusion"):
         mmrisfusion.get_model('risfusion_nope')
+
+
+def _without_pretrained_files(node, clip_file: str):
+    """The model config with its pretrained files replaced by stand-ins the tests have: a
+    random bert-base, the tiny OpenAI-layout CLIP, a random VGG19, timm's random init."""
+    if isinstance(node, dict):
+        node = {key: _without_pretrained_files(value, clip_file) for key, value in node.items()}
+        if node.get('type') == 'HFTextEncoder' and node.get('model_path') is not None:
+            node.pop('model_path')
+            node['hf_config'] = dict(BERT_BASE_CONFIG)
+        elif node.get('type') == 'OpenCLIPEncoder':
+            node['checkpoint'] = clip_file
+        elif node.get('type') == 'PerceptualMaxLoss':
+            node.pop('checkpoint', None)
+            node['random_init'] = True
+        elif node.get('type') == 'LAVTTimmBackbone':
+            node.pop('pretrained_cfg_overlay', None)
+        return node
+    if isinstance(node, (list, tuple)):
+        return type(node)(_without_pretrained_files(value, clip_file) for value in node)
+    return node
+
+
+@pytest.mark.parametrize('name', mmrisfusion.list_models())
+def test_every_shipped_config_builds_through_get_model(name, openai_clip_file):
+    """Every algorithm's configs (RIS-FUSION's segmentor, LDFusion's FusionModel) build by
+    name, pretrained files aside; on the meta device, so the full-size models cost nothing."""
+    from mmengine.config import Config
+    model_cfg = Config.fromfile(str(config_path(name))).model.to_dict()
+    stand_ins = _without_pretrained_files(model_cfg, str(openai_clip_file))
+    with torch.device('meta'):
+        model = mmrisfusion.get_model(name, device='meta',
+                                      cfg_options=dict(model=dict(_delete_=True, **stand_ins)))
+    assert not model.training and model.cfg.model.type == model_cfg['type']
+    assert next(model.parameters()).is_meta

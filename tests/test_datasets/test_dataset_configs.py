@@ -6,6 +6,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
+from ris_data_helpers import read_rows, write_rows
 
 from mmrisfusion.datasets.mm_ris_convert import parquet_to_folder
 from mmrisfusion.models.data_preprocessor import RISDataPreProcessor
@@ -51,3 +52,23 @@ def test_dataset_config_builds_and_loads(config, stand_ins, minilm_path):
             assert out['inputs']['token_ids'].shape == (2, 20)
             width, height = cfg.img_scale
             assert out['inputs']['vis'].shape[-2:] == (height, width)
+
+
+def test_mm_ris_config_reads_each_split_from_the_released_folder(tmp_path, tiny_parquet):
+    """MM-RIS as released: the train split in two parts beside val and test in one folder."""
+    rows = read_rows(tiny_parquet)
+    sizes = {'mm_ris_train_part1.parquet': 7, 'mm_ris_train_part2.parquet': 5,
+             'mm_ris_val.parquet': 3, 'mm_ris_test.parquet': 2}
+    for name, size in sizes.items():
+        write_rows(tmp_path / name, {k: v[:size] for k, v in rows.items()})
+    init_default_scope('mmrisfusion')
+    cfg = Config.fromfile(str(REPO / 'configs/_base_/datasets/mm-ris_480x480.py'))
+    expected = dict(train_dataloader=['mm_ris_train_part1.parquet', 'mm_ris_train_part2.parquet'],
+                    val_dataloader=['mm_ris_val.parquet'],
+                    test_dataloader=['mm_ris_test.parquet'])
+    for key, names in expected.items():
+        ds_cfg = cfg[key].dataset.copy()
+        ds_cfg.update(data_root=str(tmp_path), pipeline=[])
+        dataset = DATASETS.build(ds_cfg)
+        assert [Path(f).name for f in dataset.files] == names
+        assert len(dataset) == sum(sizes[name] for name in names)

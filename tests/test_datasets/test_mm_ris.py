@@ -2,6 +2,7 @@
 import io
 import pickle
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +62,51 @@ def test_folder_of_parts_is_concatenated(tmp_path, tiny_parquet):
     assert len(ds) == 24
     assert [ds.get_data_info(i)['text'] for i in range(24)] == rows['question']
     assert ds.get_data_info(12)['source'] == 'part-1.parquet:row 2'
+
+
+def _official_layout(folder, rows):
+    """The official MM-RIS folder: the train split in two parts beside val and test."""
+    write_rows(folder / 'mm_ris_train_part1.parquet', {k: v[:10] for k, v in rows.items()})
+    write_rows(folder / 'mm_ris_train_part2.parquet', {k: v[10:] for k, v in rows.items()})
+    for split in ('val', 'test'):
+        write_rows(folder / f'mm_ris_{split}.parquet', {k: v[:3] for k, v in rows.items()})
+
+
+def test_train_parts_by_pattern_leave_val_and_test_out(tmp_path, tiny_parquet):
+    rows = read_rows(tiny_parquet)
+    _official_layout(tmp_path, rows)
+    ds = MMRISDataset('mm_ris_train_part*.parquet', data_root=str(tmp_path))
+    assert [p.name for p in map(Path, ds.files)] == ['mm_ris_train_part1.parquet',
+                                                      'mm_ris_train_part2.parquet']
+    assert [ds.get_data_info(i)['text'] for i in range(len(ds))] == rows['question']
+    assert ds.get_data_info(12)['source'] == 'mm_ris_train_part2.parquet:row 2'
+    # The whole folder would add val and test to training: what the pattern avoids.
+    assert len(MMRISDataset('', data_root=str(tmp_path))) == 24 + 2 * 3
+
+
+def test_list_of_files_and_patterns_reads_in_the_given_order(tmp_path, tiny_parquet):
+    rows = read_rows(tiny_parquet)
+    _official_layout(tmp_path, rows)
+    ds = MMRISDataset(['mm_ris_train_part2.parquet', 'mm_ris_train_part1*'],
+                      data_root=str(tmp_path))
+    assert [ds.get_data_info(i)['text'] for i in range(len(ds))] == (rows['question'][10:] +
+                                                                      rows['question'][:10])
+    built = DATASETS.build(dict(type='MMRISDataset', data_root=str(tmp_path),
+                                data_path=['mm_ris_val.parquet', 'mm_ris_test.parquet']))
+    assert len(built) == 6
+
+
+def test_bad_data_paths_are_named(tmp_path, tiny_parquet):
+    _official_layout(tmp_path, read_rows(tiny_parquet))
+    with pytest.raises(FileNotFoundError, match=r"mm_ris_train_full\*.*holds \['mm_ris_test"):
+        MMRISDataset('mm_ris_train_full*.parquet', data_root=str(tmp_path))
+    with pytest.raises(ValueError, match='mm_ris_train_part1.parquet.*more than once'):
+        MMRISDataset(['mm_ris_train_part*.parquet', 'mm_ris_train_part1.parquet'],
+                     data_root=str(tmp_path))
+    with pytest.raises(ValueError, match='empty list'):
+        MMRISDataset([], data_root=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='nothing.parquet.*neither'):
+        MMRISDataset(['mm_ris_val.parquet', 'nothing.parquet'], data_root=str(tmp_path))
 
 
 def test_round_trip_generator_to_packed_sample(tiny_parquet, minilm_path):

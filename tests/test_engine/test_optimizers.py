@@ -1,10 +1,16 @@
-"""AutocastOptimWrapper: bfloat16 autocast without a loss scaler, on the model's device."""
+"""Our optimizer wrappers: AutocastOptimWrapper (bfloat16 autocast without a loss scaler, on
+the model's device) and the scope's default constructor (mmengine's, with an eager update)."""
 import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
-from mmrisfusion.engine.optimizers import AutocastOptimWrapper, autocast_device_type
+from mmrisfusion.engine.optimizers import (
+    AutocastOptimWrapper,
+    EagerUpdateOptimWrapperConstructor,
+    autocast_device_type,
+)
+from mmrisfusion.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from mmrisfusion.utils import register_all_modules
 
 
@@ -32,3 +38,25 @@ def test_refuses_float16():
 def test_device_type_of_the_model():
     assert autocast_device_type(nn.Linear(2, 2)) == 'cpu'
     assert autocast_device_type(nn.ReLU()) == 'cpu'
+
+
+def test_is_the_default_of_our_scope_and_updates_as_mmengines():
+    register_all_modules()
+    assert OPTIM_WRAPPER_CONSTRUCTORS.get('DefaultOptimWrapperConstructor') is \
+        EagerUpdateOptimWrapperConstructor
+    cfg = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.5),
+               paramwise_cfg=dict(custom_keys={'bias': dict(lr_mult=0.0)}))
+    torch.manual_seed(0)
+    initial = nn.Linear(3, 2)
+    updated = []
+    for constructor in ('DefaultOptimWrapperConstructor',
+                        'mmengine.DefaultOptimWrapperConstructor'):
+        model = nn.Linear(3, 2)
+        model.load_state_dict(initial.state_dict())
+        optim_wrapper = build_optim_wrapper(model, dict(cfg, constructor=constructor))
+        optim_wrapper.update_params(model(torch.ones(4, 3)).square().sum())
+        updated.append(model)
+    ours, theirs = updated
+    assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
+    assert not torch.equal(ours.weight, initial.weight)
+    assert torch.equal(ours.bias, initial.bias)  # the paramwise_cfg applies

@@ -5,6 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmrisfusion.evaluation import FUSION_METRICS
@@ -119,3 +120,50 @@ def test_tool_imports_neither_torch_nor_openmmlab(folders, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'heavy: []' in proc.stdout, proc.stdout[-2000:]
     assert '3 images scored' in proc.stdout
+def test_16_bit_images_need_their_bit_depth(tool, folders, tmp_path, monkeypatch):
+    """A 12-bit IR image stored in a 16-bit PNG: refused without --bit-depth (OpenCV's
+    8-bit reading keeps the top byte, a 16 times darker image), scored as its 8-bit
+    original with --bit-depth 12."""
+    import cv2
+
+    from mmrisfusion.evaluation import imread_gray
+    for path in (*folders['ir'].iterdir(), *folders['fused'].iterdir()):
+        assert np.array_equal(tool.read_gray(path), imread_gray(str(path)))  # 8 bits: as ever
+    eight_bit = tmp_path / 'eight.json'
+    common = ['--vi', folders['vi'], '--fused', folders['fused'], '--metrics', 'MI', 'VIF', 'CC']
+    _run(tool, monkeypatch, '--ir', folders['ir'], *common, '--out', eight_bit)
+    ir12 = tmp_path / 'ir12'
+    ir12.mkdir()
+    for path in folders['ir'].iterdir():
+        ir = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float64)
+        cv2.imwrite(str(ir12 / path.name), np.round(ir * 4095 / 255).astype(np.uint16))
+    with pytest.raises(SystemExit, match=r'ir12/07.png is a 16-bit image.*--bit-depth'):
+        _run(tool, monkeypatch, '--ir', ir12, *common)
+    with pytest.raises(SystemExit, match=r'values up to 4095, above 1023.*check --bit-depth'):
+        _run(tool, monkeypatch, '--ir', ir12, *common, '--bit-depth', '10')
+    twelve_bit = tmp_path / 'twelve.json'
+    _run(tool, monkeypatch, '--ir', ir12, *common, '--bit-depth', '12', '--out', twelve_bit)
+    scores = json.loads(twelve_bit.read_text())
+    assert scores['images'] == json.loads(eight_bit.read_text())['images']
+    assert scores['bit_depth'] == 12
+
+
+def test_undefined_values_are_null_not_nan(tool, folders, tmp_path, monkeypatch, capsys):
+    """A constant fused image has no correlation: the JSON says null (NaN is not JSON) and
+    the metric gets no mean."""
+    import cv2
+    path = next(folders['fused'].glob('07.*'))
+    cv2.imwrite(str(path), np.full_like(cv2.imread(str(path)), 128))
+    out = tmp_path / 'scores.json'
+    _run(tool, monkeypatch, '--ir', folders['ir'], '--vi', folders['vi'], '--fused',
+         folders['fused'], '--metrics', 'EN', 'CC', '--out', out)
+    assert 'CC is not defined for 07' in capsys.readouterr().out
+
+    def no_constants(name):
+        raise AssertionError(f'{name} in the JSON')
+
+    scores = json.loads(out.read_text(), parse_constant=no_constants)
+    assert scores['images']['07']['CC'] is None and scores['images']['19']['CC'] is not None
+    assert scores['means']['CC'] is None and scores['undefined'] == {'CC': ['07']}
+    assert scores['means']['EN'] == pytest.approx(
+        np.mean([scores['images'][name]['EN'] for name in NAMES]))

@@ -44,7 +44,7 @@ def test_ris_and_fusion_metrics_in_a_test_loop(tmp_path):
     metrics = evaluator.evaluate(len(loader.dataset))
 
     ris_names = ['mIoU', 'oIoU', 'P@0.5', 'P@0.6', 'P@0.7', 'P@0.8', 'P@0.9',
-                 'pixel_precision', 'pixel_recall', 'pixel_F1']
+                 'pixel_precision', 'pixel_recall', 'pixel_F1', 'cIoU_bgfg']
     assert set(metrics) == set(ris_names) | {f'fusion/{name}' for name in FUSION_NAMES}
     assert all(type(value) is float and math.isfinite(value) for value in metrics.values())
     assert all(0 <= metrics[name] <= 100 for name in ris_names)

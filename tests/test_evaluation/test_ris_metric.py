@@ -52,7 +52,7 @@ def _evaluate(metric, samples):
 def test_hand_made_cases_give_exact_numbers():
     metrics = _evaluate(RISMetric(), [_sample(p, g) for p, g in CASES])
     assert set(metrics) == {'mIoU', 'oIoU', 'P@0.5', 'P@0.6', 'P@0.7', 'P@0.8', 'P@0.9',
-                            'pixel_precision', 'pixel_recall', 'pixel_F1'}
+                            'pixel_precision', 'pixel_recall', 'pixel_F1', 'cIoU_bgfg'}
     assert all(type(v) is float for v in metrics.values())
     assert metrics['mIoU'] == pytest.approx(100 * (1 + 1 / 3) / 5)
     assert metrics['oIoU'] == pytest.approx(100 * 6 / 15)  # I = 4+2, U = 4+6+2+0+3
@@ -61,6 +61,39 @@ def test_hand_made_cases_give_exact_numbers():
     assert metrics['pixel_precision'] == pytest.approx(100 * 6 / 11)  # |P| = 4+4+0+0+3
     assert metrics['pixel_recall'] == pytest.approx(100 * 6 / 10)  # |G| = 4+4+2+0+0
     assert metrics['pixel_F1'] == pytest.approx(100 * 12 / 21)
+    # Background of the 16-pixel maps: I_bg = 12+10+14+16+13, U_bg = 12+14+16+16+16.
+    assert metrics['cIoU_bgfg'] == pytest.approx(50 * (65 / 74 + 6 / 15))
+
+
+def _published_ciou(pairs):
+    """The published "cIoU" from its definition: per-class IoU of the pooled pixels,
+    averaged over the classes with a non-empty union (docs/metrics.md#the-published-ciou)."""
+    ious = []
+    for cls in (0, 1):
+        inter = sum(int(((p == cls) & (g == cls)).sum()) for p, g in pairs)
+        union = sum(int(((p == cls) | (g == cls)).sum()) for p, g in pairs)
+        if union:
+            ious.append(inter / union)
+    return 100 * sum(ious) / len(ious)
+
+
+def test_ciou_bgfg_is_the_published_pooled_class_mean():
+    generator = torch.Generator().manual_seed(0)
+    pairs = [(torch.rand(1, 6, 5, generator=generator).gt(0.6).long(),
+              torch.rand(1, 6, 5, generator=generator).gt(0.7).long()) for _ in range(7)]
+    metrics = _evaluate(RISMetric(), [_sample(p, g) for p, g in pairs])
+    assert metrics['cIoU_bgfg'] == pytest.approx(_published_ciou(pairs))
+    assert metrics['cIoU_bgfg'] > metrics['oIoU']  # the background lifts it
+    # Only background anywhere: the foreground class has no union and is left out.
+    empty = [(_mask([]), _mask([]))] * 2
+    assert _evaluate(RISMetric(), [_sample(p, g) for p, g in empty])['cIoU_bgfg'] == 100.0
+
+
+def test_ciou_bgfg_leaves_ignored_pixels_out_of_the_background():
+    pred = _mask(SQUARE + [(3, 3)])
+    gt = _mask(SQUARE, ignore=[(3, 3), (3, 2)])
+    metrics = _evaluate(RISMetric(), [_sample(pred, gt)])
+    assert metrics['cIoU_bgfg'] == 100.0  # 10 background and 4 object pixels, all right
 
 
 @pytest.mark.parametrize('case, expected_iou', [(0, 1.0), (1, 1 / 3), (2, 0.0), (3, 0.0),
@@ -108,7 +141,7 @@ def test_gt_flip_is_undone_in_every_direction_of_mmseg_random_flip(direction, di
 def test_results_are_small_plain_numbers_for_gathering_across_ranks():
     metric = RISMetric()
     metric.process({}, [_sample(*CASES[1])])
-    assert metric.results == [(2, 6, 4, 4, False)]
+    assert metric.results == [(2, 6, 4, 4, 16, False)]
     assert all(type(v) in (int, bool) for v in metric.results[0])
     assert len(pickle.dumps(metric.results)) < 100
 
@@ -151,8 +184,11 @@ def test_bad_inputs_name_the_sample():
     with pytest.raises(ValueError, match='a.png.*one resolution'):
         metric.process({}, [_sample(_mask([]), torch.zeros(1, 5, 4, dtype=torch.int64),
                                     img_name='a.png')])
-    with pytest.raises(ValueError, match='b.png.*class indices'):
-        metric.process({}, [_sample(_mask([]) + 2, _mask([]), img_name='b.png')])
+    with pytest.raises(ValueError, match=r'b.png.*class indices.*\[2\]'):
+        metric.process({}, [_sample(_mask([]), _mask([])),
+                            _sample(_mask([]) + 2, _mask([]), img_name='b.png')])
+    with pytest.raises(ValueError, match=r"b2.png: 'gt_sem_seg'.*\[0, 3\]"):
+        metric.process({}, [_sample(_mask([]), _mask([(1, 1)]) * 3, img_name='b2.png')])
     sample = RISDataSample(metainfo=dict(img_name='c.png'))
     sample.gt_sem_seg = PixelData(data=_mask([]))
     with pytest.raises(KeyError, match='c.png.*pred_sem_seg'):
@@ -173,3 +209,20 @@ def test_registered_and_driven_by_mmengine_evaluator():
     metrics = evaluator.evaluate(len(CASES))
     assert metrics['ris/oIoU'] == pytest.approx(40.0)
     assert metrics['ris/mIoU'] == pytest.approx(100 * (4 / 3) / 5)
+
+
+def test_process_reads_the_counts_back_once_per_batch(monkeypatch):
+    """No host sync per sample: on a GPU each read of a tensor's value waits for the device."""
+    reads = []
+    for name in ('tolist', 'item', '__int__', '__bool__', '__float__', '__index__'):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    metric = RISMetric()
+    metric.process({}, [_sample(p, g).to_dict() for p, g in CASES * 4])
+    assert reads == ['tolist']
+    assert len(metric.results) == 4 * len(CASES)

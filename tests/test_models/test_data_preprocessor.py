@@ -1,8 +1,10 @@
 """RISDataPreProcessor: per-modality normalisation, padding, stacking, tokens, devices."""
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.structures import PixelData
 
+from mmrisfusion.datasets import ris_collate
 from mmrisfusion.models.data_preprocessor import RISDataPreProcessor
 from mmrisfusion.structures import RISDataSample
 
@@ -109,6 +111,44 @@ def test_accepts_a_list_of_per_sample_inputs():
     assert torch.equal(out['inputs']['vis'], expected['inputs']['vis'])
     with pytest.raises(TypeError, match='expects inputs=dict'):
         RISDataPreProcessor()(dict(inputs=torch.zeros(1), data_samples=None))
+
+
+def _per_sample(pre, batch, size):
+    """The former algorithm: normalise and pad each sample, then stack."""
+    out = {}
+    for key, mean, std in (('vis', pre.vis_mean, pre.vis_std), ('ir', pre.ir_mean, pre.ir_std)):
+        out[key] = torch.stack([
+            F.pad((img.float() - mean) / std, (0, size[1] - img.shape[2], 0,
+                                               size[0] - img.shape[1]), value=pre.pad_val)
+            for img in batch['inputs'][key]])
+    return out
+
+
+@pytest.mark.parametrize('sizes', [((32, 32), (32, 32), (32, 32)), ((20, 30), (33, 17))])
+def test_stacked_or_listed_inputs_give_the_per_sample_result_bit_for_bit(sizes):
+    pre = RISDataPreProcessor(size_divisor=16, pad_val=-1.5)
+    expected = _per_sample(pre, make_batch(sizes), (48, 32) if sizes[1] == (33, 17) else
+                           (32, 32))
+    collated = ris_collate([dict(inputs=dict(vis=v, ir=i), data_samples=s) for v, i, s in zip(
+        *make_batch(sizes)['inputs'].values(), make_batch(sizes)['data_samples'])])
+    assert isinstance(collated['inputs']['vis'], torch.Tensor) == (len(set(sizes)) == 1)
+    for batch in (make_batch(sizes), collated):
+        out = pre(batch)
+        for key in ('vis', 'ir'):
+            assert torch.equal(out['inputs'][key], expected[key])
+
+
+def test_one_copy_per_kind_of_tensor_whatever_the_batch_size():
+    """Images, labels and tokens each go to the device in one (non-blocking) copy."""
+    for batch_size in (2, 5):
+        pre = RISDataPreProcessor(size_divisor=32)
+        assert pre._non_blocking
+        copies = []
+        to_device = pre._to_device
+        pre._to_device = lambda tensor: copies.append(tuple(tensor.shape)) or to_device(tensor)
+        pre(make_batch(sizes=((32, 32), ) * batch_size))
+        assert copies == [(batch_size, 3, 32, 32)] * 2 + [(batch_size, 1, 32, 32),
+                                                          (2, batch_size, 10 + batch_size - 1)]
 
 
 def test_built_from_the_registry_and_fed_by_the_pipeline(tmp_path):

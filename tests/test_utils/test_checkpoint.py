@@ -1,6 +1,9 @@
 """Resuming a Runner under weights-only loading, and weights-only staying on."""
 import copy
+import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -126,3 +129,76 @@ def test_getattr_is_limited_to_history_buffer_methods(tmp_path):
     torch.save({'payload': SneakyGetattr()}, path)
     with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
         load_weights_only(str(path))
+
+
+class WritesMarker:
+    """Pickles as ``open(marker, 'w')``: unpickling it with code execution creates the file."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, 'w')
+
+
+@pytest.fixture(scope='module')
+def crafted_file(tmp_path_factory):
+    """A Runner checkpoint whose meta, unpickled with code execution, creates a marker."""
+    folder = tmp_path_factory.mktemp('crafted')
+    make_runner(folder / 'run', max_iters=4).train()
+    checkpoint = load_weights_only(str(folder / 'run' / 'iter_4.pth'))
+    checkpoint['meta']['payload'] = WritesMarker(folder / 'code_ran')
+    torch.save(checkpoint, folder / 'crafted.pth')
+    return folder / 'crafted.pth', folder / 'code_ran'
+
+
+@pytest.fixture
+def crafted_checkpoint(crafted_file, monkeypatch):
+    """The crafted checkpoint under TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1."""
+    path, marker = crafted_file
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    # The environment switches torch's default off: a call without weights_only runs the code.
+    with pytest.warns(UserWarning, match='TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'):
+        torch.load(path)
+    assert marker.is_file()
+    marker.unlink()
+    return path, marker
+
+
+@pytest.mark.parametrize('resume', [True, False], ids=['resume', 'load_from'])
+def test_runner_loads_checkpoints_weights_only_whatever_the_environment(
+        crafted_checkpoint, tmp_path, resume):
+    path, marker = crafted_checkpoint
+    runner = make_runner(tmp_path / 'second', max_iters=8, resume_from=str(path))
+    runner._resume = resume
+    with pytest.raises(pickle.UnpicklingError, match=r'crafted\.pth: refused .* io\.open'):
+        runner.train()
+    assert not marker.exists()
+
+
+def test_model_checkpoints_load_weights_only_whatever_the_environment(crafted_checkpoint):
+    from mmrisfusion.apis import load_model_checkpoint
+    path, marker = crafted_checkpoint
+    with pytest.raises(RuntimeError, match='could not be loaded with weights only'):
+        load_model_checkpoint(ToyResumeModel(), path)
+    assert not marker.exists()
+
+
+def test_mmengine_downloads_are_refused():
+    from mmengine.runner.checkpoint import CheckpointLoader
+    for url in ('https://example.com/model.pth', 'open-mmlab://resnet50_v1c',
+                'torchvision://resnet50'):
+        with pytest.raises(ValueError, match='local files only'):
+            CheckpointLoader.load_checkpoint(url)
+
+
+def test_loaders_are_registered_when_mmengine_runner_is_imported_later():
+    """``import mmrisfusion`` does not import mmengine.runner (seconds); the weights-only
+    loaders are registered as soon as something else does."""
+    code = ('import sys, mmrisfusion\n'
+            "assert 'mmengine.runner' not in sys.modules\n"
+            'from mmengine.runner.checkpoint import CheckpointLoader\n'
+            "print(CheckpointLoader._get_checkpoint_loader('a.pth').__name__)\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, OMP_NUM_THREADS='1')).stdout
+    assert out.split() == ['load_from_local_weights_only']

@@ -28,6 +28,12 @@ def test_to_uint8_image_layouts():
     assert (to_uint8_image(one_channel) == out).all()
     with pytest.raises(ValueError, match='channels'):
         to_uint8_image(np.zeros((4, 5, 2), np.uint8))
+    # the type gives the layout, whatever the shape: images 1 or 3 pixels wide
+    narrow = torch.arange(63, dtype=torch.uint8).reshape(3, 7, 3)  # (C, H, W)
+    assert (to_uint8_image(narrow) == narrow.permute(1, 2, 0).numpy()).all()
+    assert (to_uint8_image(narrow.numpy()) == narrow.numpy()).all()  # (H, W, C)
+    with pytest.raises(ValueError, match=r'\(C, H, W\) tensor of 7 channels'):
+        to_uint8_image(torch.zeros(7, 4, 5))
 
 
 def test_to_binary_mask_and_resize():
@@ -65,6 +71,15 @@ def test_make_panel_layout_and_caption():
     assert (panel[-5:, 14:26] == 255).all()
     with pytest.raises(ValueError, match='at least one'):
         make_panel([])
+
+
+def test_a_long_expression_keeps_the_panel_small():
+    """A 5000-character expression gets three caption lines, the last cut with ' ...'."""
+    vis = np.zeros((64, 64, 3), np.uint8)
+    short = draw_ris_panel(vis, vis, text='the warm person on the left')
+    three_lines = draw_ris_panel(vis, vis, text='the warm person on the left ' * 4)
+    huge = draw_ris_panel(vis, vis, text='the warm person on the left ' * 180)
+    assert short.shape[0] < three_lines.shape[0] == huge.shape[0] < 2 * 64 + 10
 
 
 def test_draw_ris_panel_tiles():

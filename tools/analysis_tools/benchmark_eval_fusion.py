@@ -69,7 +69,7 @@ def write_triples(data: Path, names: List[str], dest: Path) -> None:
                                                   REPO_ROOT / 'tools' / 'eval_fusion.py')
     eval_fusion = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(eval_fusion)  # the evaluator's own reading
-    imread_gray = eval_fusion.imread_gray
+    read_gray = eval_fusion.read_gray
     for sub in ('ir', 'vi', *FUSIONS):
         (dest / sub).mkdir(parents=True)
     for name in names:
@@ -78,7 +78,7 @@ def write_triples(data: Path, names: List[str], dest: Path) -> None:
             if not source.is_file():
                 raise SystemExit(f'{source} does not exist (named in the pair list)')
             (dest / sub / name).symlink_to(source.resolve())
-        ir, vis = imread_gray(str(data / 'ir' / name)), imread_gray(str(data / 'vi' / name))
+        ir, vis = read_gray(data / 'ir' / name), read_gray(data / 'vi' / name)
         stem = Path(name).stem
         cv2.imwrite(str(dest / 'mean' / f'{stem}.png'), np.round((ir + vis) / 2).astype(np.uint8))
         cv2.imwrite(str(dest / 'max' / f'{stem}.png'), np.maximum(ir, vis).astype(np.uint8))

@@ -25,11 +25,10 @@ import os.path as osp
 import sys
 from typing import Dict, Optional
 
-import torch
 from mmengine.config import Config
 
 from mmrisfusion.models.utils.ckpt_convert import convert_risfusion_official
-from mmrisfusion.utils.checkpoint import load_weights_only
+from mmrisfusion.utils.checkpoint import load_weights_only, save_weights
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_BASE_CONFIG = osp.join(REPO_ROOT, 'configs', 'risfusion_swin-b.py')
@@ -80,16 +79,6 @@ def build_config(parts: Dict[str, dict], base_config: Optional[str]) -> Config:
         # leak into the converted architecture.
         cfg.model[name] = part
     return cfg
-
-
-def save_weights(state_dict: Dict[str, torch.Tensor], path: str, meta: dict) -> None:
-    """Write the weights as a weights-only ``.pth`` or a ``.safetensors`` file."""
-    if path.endswith('.safetensors'):
-        from safetensors.torch import save_file
-        save_file({k: v.contiguous() for k, v in state_dict.items()}, path,
-                  metadata={k: json.dumps(v) for k, v in meta.items()})
-    else:
-        torch.save(dict(state_dict=state_dict, meta=meta), path)
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -2,9 +2,12 @@
 # resized to 480x480 ignoring the aspect ratio (bilinear, Pillow; mask nearest), BERT uncased
 # tokens cut to 20, no augmentation. Normalisation (ImageNet for both modalities) happens in
 # the model's RISDataPreProcessor.
-# Files: data/mm_ris/mm_ris_{train,val,test}.parquet (the train split may be a folder of
-# parts: point data_path at the folder). The tokenizer is a local folder (nothing is
-# downloaded); see TokenizeText for where bert-base-uncased comes from.
+# Files: data/mm_ris/ as released, mm_ris_train_part1.parquet and mm_ris_train_part2.parquet
+# (the train split, read as one by the pattern below, in name order), mm_ris_val.parquet and
+# mm_ris_test.parquet. A merged train file (the published merge_parquet.py): set
+# train_dataloader.dataset.data_path='mm_ris_train.parquet'. data_path also takes a list of
+# files or patterns. The tokenizer is a local folder (nothing is downloaded); see
+# TokenizeText for where bert-base-uncased comes from.
 dataset_type = 'MMRISDataset'
 data_root = 'data/mm_ris'
 tokenizer_path = 'data/pretrained/bert-base-uncased'
@@ -25,20 +28,26 @@ test_pipeline = [
     dict(type='TokenizeText', tokenizer_path=tokenizer_path, max_length=max_tokens),
     dict(type='PackRISInputs'),
 ]
+# ris_collate stacks the images in the workers and pin_memory pins the batch, for one
+# non-blocking copy to the GPU (the tools turn pin_memory off on a machine without one).
 train_dataloader = dict(
     batch_size=16,
     num_workers=4,
     persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='mmrisfusion.ris_collate'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_path='mm_ris_train.parquet',
+        data_path='mm_ris_train_part*.parquet',
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='mmrisfusion.ris_collate'),
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
@@ -50,6 +59,8 @@ test_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='mmrisfusion.ris_collate'),
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,

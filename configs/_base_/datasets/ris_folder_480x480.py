@@ -25,10 +25,14 @@ test_pipeline = [
     dict(type='TokenizeText', tokenizer_path=tokenizer_path, max_length=max_tokens),
     dict(type='PackRISInputs'),
 ]
+# ris_collate stacks the images in the workers and pin_memory pins the batch, for one
+# non-blocking copy to the GPU (the tools turn pin_memory off on a machine without one).
 train_dataloader = dict(
     batch_size=16,
     num_workers=4,
     persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='mmrisfusion.ris_collate'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
@@ -39,6 +43,8 @@ val_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='mmrisfusion.ris_collate'),
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
@@ -50,6 +56,8 @@ test_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='mmrisfusion.ris_collate'),
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,

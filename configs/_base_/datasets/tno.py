@@ -8,10 +8,14 @@ test_pipeline = [
     dict(type='LoadRISImages', ir_channels=3),
     dict(type='PackRISInputs'),
 ]
+# ris_collate stacks the images in the workers and pin_memory pins the batch, for one
+# non-blocking copy to the GPU (the tools turn pin_memory off on a machine without one).
 test_dataloader = dict(
     batch_size=1,
     num_workers=2,
     persistent_workers=True,
+    pin_memory=True,
+    collate_fn=dict(type='mmrisfusion.ris_collate'),
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,

@@ -13,9 +13,10 @@ swin_checkpoint = 'data/pretrained/swin_base_patch4_window12_384_22k.pth'
 # output) on the 0..1 scale: change both together.
 img_mean = [123.675, 116.28, 103.53]
 img_std = [58.395, 57.12, 57.375]
-# The last stage's language gate updates a state nothing reads (as in LAVT, whose weights it
-# keeps), so DDP must tolerate parameters without gradients.
-find_unused_parameters = True
+# The BatchNorm of the fuser and of the decode head (published: BN). Multi-GPU training
+# synchronises both: set norm_cfg=dict(type='SyncBN', requires_grad=True) in a leaf's
+# model.fuser and model.decode_head, or sync_bn='torch' (mmengine converts every BN).
+norm_cfg = dict(type='BN', requires_grad=True)
 
 data_preprocessor = dict(
     type='RISDataPreProcessor',
@@ -38,6 +39,7 @@ model = dict(
         num_heads=4,
         inject_levels=(3, 4),
         fusion_block=dict(type='LangGatedFusion'),
+        norm_cfg=norm_cfg,
         vis_mean=[m / 255 for m in img_mean],
         vis_std=[s / 255 for s in img_std],
         ir_mean=[m / 255 for m in img_mean],
@@ -60,7 +62,7 @@ model = dict(
         in_channels=(128, 256, 512, 1024),
         channels=512,
         num_classes=2,
-        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_cfg=norm_cfg,
         align_corners=True,
         # The published two-class Dice. LAVT's own loss is close to mmseg's
         # dict(type='CrossEntropyLoss', class_weight=[0.9, 1.1]), which divides by the pixel

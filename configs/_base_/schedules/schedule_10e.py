@@ -27,6 +27,6 @@ test_cfg = dict(type='TestLoop')
 # Epoch-based checkpointing and logging (the best checkpoint by oIoU) are set by the leaf
 # configs: default_runtime.py owns default_hooks and log_processor, and mmengine forbids a
 # key defined by two bases.
-# The published recipe trains with batch 16 in total; scale the lr linearly when the total
-# batch differs with `--cfg-options auto_scale_lr.enable=True`.
+# The published recipe trains with batch 16 in total; `tools/train.py --auto-scale-lr` scales
+# the learning rates linearly when the total batch (processes x batch per process) differs.
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,6 +1,13 @@
-"""Decode the VIS/IR pair and the referred object's mask, from bytes or paths."""
+"""Decode the VIS/IR pair and the referred object's mask, from bytes or paths.
+
+Nothing is decoded before its size is known: an image header (or a ``.npy`` header) of a
+few bytes can declare gigapixels, which would cost gigabytes in every dataloader worker
+before any check on the decoded array could run. Images above ``max_pixels`` are refused
+with the row named, like any other invalid row (skippable with ``skip_invalid=True``).
+"""
 import io
-from typing import Optional
+import warnings
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -9,9 +16,15 @@ from mmengine import fileio
 
 from mmrisfusion.registry import TRANSFORMS
 
-from ..base_ris_dataset import InvalidSampleError
+from ..base_ris_dataset import InvalidSampleError, warn_suspicious
 
 DECODE_BACKENDS = ('pillow', 'cv2')
+#: Images and masks of more pixels are refused before decoding (``max_pixels`` of the loading
+#: transforms): Pillow's own warning threshold (``PIL.Image.MAX_IMAGE_PIXELS``), 9459x9459,
+#: about 270 MB as RGB, far above the datasets' images.
+MAX_PIXELS = 89_478_485
+#: Mask values with a meaning: background 0, foreground 1 (MM-RIS .npy) or 255 (PNG masks).
+MASK_VALUES = (0, 1, 255)
 
 
 def _where(results: dict) -> tuple:
@@ -31,7 +44,48 @@ def _read_bytes(results: dict, modality: str, backend_args: Optional[dict]) -> b
     return fileio.get(results[path_key], backend_args=backend_args)
 
 
-def decode_image(data: bytes, gray: bool, backend: str = 'pillow') -> Optional[np.ndarray]:
+def image_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) of encoded image bytes, read from the header: no pixel is decoded.
+
+    Args:
+        data (bytes): Encoded image (PNG, JPEG, BMP, TIFF, WebP, ...).
+
+    Returns:
+        tuple[int, int] | None: The size, or None when Pillow does not know the format.
+
+    Raises:
+        ValueError: When the header declares more pixels than Pillow itself opens.
+    """
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+    except Image.DecompressionBombError as error:
+        raise ValueError(f'{error} (Pillow read the header only; nothing was decoded)') \
+            from error
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
+def check_pixels(data: bytes, max_pixels: int) -> None:
+    """Refuse encoded image bytes whose header declares more than ``max_pixels`` pixels.
+
+    Formats Pillow cannot read the header of pass (OpenCV refuses more than 2**30 pixels).
+
+    Raises:
+        ValueError: Naming the size and the limit.
+    """
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ValueError(f'the image is {size[0]}x{size[1]} = {size[0] * size[1]} pixels, '
+                         f'above max_pixels={max_pixels}; nothing was decoded (raise '
+                         'max_pixels of the loading transform if such images are expected)')
+
+
+def decode_image(data: bytes, gray: bool, backend: str = 'pillow',
+                 max_pixels: int = MAX_PIXELS) -> Optional[np.ndarray]:
     """Decode PNG/JPEG/... bytes to RGB (H, W, 3) or gray (H, W) uint8; None if undecodable.
 
     Args:
@@ -39,10 +93,16 @@ def decode_image(data: bytes, gray: bool, backend: str = 'pillow') -> Optional[n
         gray (bool): Decode to one luma channel (ITU-R 601 weights) instead of RGB.
         backend (str): 'pillow' (what the published code uses) or 'cv2'. Both ignore EXIF
             orientation, as the published loader does. Defaults to 'pillow'.
+        max_pixels (int): Refuse larger images before decoding them. Defaults to
+            :data:`MAX_PIXELS`.
 
     Returns:
         np.ndarray | None: The image, or None when the bytes are not a readable image.
+
+    Raises:
+        ValueError: When the image has more than ``max_pixels`` pixels.
     """
+    check_pixels(data, max_pixels)
     if backend == 'pillow':
         from PIL import Image, UnidentifiedImageError
         try:
@@ -55,6 +115,55 @@ def decode_image(data: bytes, gray: bool, backend: str = 'pillow') -> Optional[n
     if img is None:
         return None
     return img if gray else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def load_npy_mask(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read the ``.npy`` bytes of a mask, its header checked before any allocation.
+
+    Args:
+        data (bytes): The bytes of a ``.npy`` file.
+        max_pixels (int): Refuse arrays of more elements. Defaults to :data:`MAX_PIXELS`.
+
+    Returns:
+        np.ndarray: The array (never unpickled).
+
+    Raises:
+        ValueError: For bytes that are not a ``.npy`` file, an object array, a header that
+            declares more elements than ``max_pixels`` or more bytes than the data holds.
+    """
+    buf = io.BytesIO(data)
+    version = np.lib.format.read_magic(buf)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f'.npy format version {version} (expected 1.0 or 2.0)')
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, _, dtype = read_header(buf)
+    if dtype.hasobject:
+        raise ValueError('an object array (it would need unpickling)')
+    count = int(np.prod(shape, dtype=object))
+    if count > max_pixels:
+        raise ValueError(f'the header declares shape {shape}: {count} elements, above '
+                         f'max_pixels={max_pixels}')
+    stored = len(data) - buf.tell()
+    if count * dtype.itemsize > stored:
+        raise ValueError(f'the header declares shape {shape} of {dtype} ({count * dtype.itemsize} '
+                         f'bytes) but the data holds {stored} bytes')
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def unexpected_mask_values(mask: np.ndarray) -> Optional[str]:
+    """The values of a mask outside :data:`MASK_VALUES` (NaN included), as text; or None.
+
+    Foreground is every value > 0 as published, so a mask of 0/1 or 0/255 means what it
+    says; other values (2, -1, 0.5, NaN) are read as foreground or background all the same
+    and most likely mean the file is not the binary mask it should be.
+    """
+    values = np.unique(mask)
+    odd = [v for v in values.tolist() if v not in MASK_VALUES]  # NaN != anything
+    if not odd:
+        return None
+    shown = ', '.join(repr(v) for v in odd[:5]) + (', ...' if len(odd) > 5 else '')
+    return f'the mask holds values {shown}; expected {"/".join(map(str, MASK_VALUES))}'
 
 
 @TRANSFORMS.register_module()
@@ -77,6 +186,8 @@ class LoadRISImages(BaseTransform):
     Args:
         ir_channels (int): 3 (RGB, as published) or 1 (gray). Defaults to 3.
         decode_backend (str): 'pillow' (as published) or 'cv2'. Defaults to 'pillow'.
+        max_pixels (int): Images with more pixels are invalid rows, refused from their
+            header before decoding. Defaults to :data:`MAX_PIXELS` (89.5 megapixels).
         backend_args (dict, optional): mmengine file backend arguments for paths.
             Defaults to None.
     """
@@ -84,6 +195,7 @@ class LoadRISImages(BaseTransform):
     def __init__(self,
                  ir_channels: int = 3,
                  decode_backend: str = 'pillow',
+                 max_pixels: int = MAX_PIXELS,
                  backend_args: Optional[dict] = None) -> None:
         if ir_channels not in (1, 3):
             raise ValueError(f'ir_channels must be 1 or 3, got {ir_channels}')
@@ -92,13 +204,17 @@ class LoadRISImages(BaseTransform):
                              f'got {decode_backend!r}')
         self.ir_channels = ir_channels
         self.decode_backend = decode_backend
+        self.max_pixels = max_pixels
         self.backend_args = backend_args
 
     def _decode(self, results: dict, modality: str, gray: bool) -> np.ndarray:
-        img = decode_image(_read_bytes(results, modality, self.backend_args), gray,
-                           self.decode_backend)
+        column = 'visible_image' if modality == 'vis' else 'infrared_image'
+        try:
+            img = decode_image(_read_bytes(results, modality, self.backend_args), gray,
+                               self.decode_backend, self.max_pixels)
+        except ValueError as error:
+            raise InvalidSampleError(*_where(results), f'{column}: {error}') from error
         if img is None:
-            column = 'visible_image' if modality == 'vis' else 'infrared_image'
             raise InvalidSampleError(*_where(results), f'{column} is not a decodable image; '
                                      'expected PNG/JPEG bytes')
         return img
@@ -132,7 +248,7 @@ class LoadRISImages(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(ir_channels={self.ir_channels}, '
-                f'decode_backend={self.decode_backend!r})')
+                f'decode_backend={self.decode_backend!r}, max_pixels={self.max_pixels})')
 
 
 @TRANSFORMS.register_module()
@@ -141,7 +257,9 @@ class LoadRISAnnotation(BaseTransform):
 
     From ``seg_bytes`` (MM-RIS: the bytes of a ``.npy`` HxW array, read with
     ``allow_pickle=False``) or ``seg_map_path`` (an image, e.g. PNG, read unchanged).
-    Foreground is every value > 0, as in the published loader.
+    Foreground is every value > 0, as in the published loader. A mask with values other
+    than 0, 1 and 255 (NaN, -1, 7, ...) is used that way too, with a warning (the first of
+    each process, see :func:`~mmrisfusion.datasets.warn_suspicious`).
 
     Required keys: ``seg_bytes`` or ``seg_map_path``; ``img_shape`` when the images are
     loaded first (the mask must match their size).
@@ -151,11 +269,15 @@ class LoadRISAnnotation(BaseTransform):
     Modified keys: ``seg_bytes`` is dropped once decoded.
 
     Args:
+        max_pixels (int): Masks with more pixels are invalid rows, refused from their
+            header before decoding. Defaults to :data:`MAX_PIXELS`.
         backend_args (dict, optional): mmengine file backend arguments for paths.
             Defaults to None.
     """
 
-    def __init__(self, backend_args: Optional[dict] = None) -> None:
+    def __init__(self, max_pixels: int = MAX_PIXELS,
+                 backend_args: Optional[dict] = None) -> None:
+        self.max_pixels = max_pixels
         self.backend_args = backend_args
 
     def transform(self, results: dict) -> dict:
@@ -170,12 +292,17 @@ class LoadRISAnnotation(BaseTransform):
         data = _read_bytes(results, 'seg', self.backend_args)
         if results.get('seg_bytes') is not None:
             try:
-                mask = np.load(io.BytesIO(data), allow_pickle=False)
+                mask = load_npy_mask(data, self.max_pixels)
             except (ValueError, OSError, EOFError) as error:
                 raise InvalidSampleError(*_where(results), 'segmentation is not a readable '
                                          f'.npy array ({error}); expected the bytes of an '
                                          'HxW .npy file') from error
         else:
+            try:
+                check_pixels(data, self.max_pixels)
+            except ValueError as error:
+                raise InvalidSampleError(*_where(results), f'mask {results["seg_map_path"]!r}: '
+                                         f'{error}') from error
             mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
             if mask is None:
                 raise InvalidSampleError(*_where(results), f'mask {results["seg_map_path"]!r} '
@@ -190,6 +317,11 @@ class LoadRISAnnotation(BaseTransform):
             raise InvalidSampleError(*_where(results), f'the mask is {mask.shape[1]}x'
                                      f'{mask.shape[0]} but the images are {w}x{h} (WxH); '
                                      'expected the same size')
+        odd = unexpected_mask_values(mask)
+        if odd is not None:
+            source, name = _where(results)
+            warn_suspicious('mask_values', f'{source} (image_name={name!r}): {odd}; values '
+                            '> 0 are read as foreground, the others (NaN too) as background')
         results.pop('seg_bytes', None)
         results['gt_seg_map'] = (mask > 0).astype(np.uint8)
         results.setdefault('seg_fields', [])

@@ -8,7 +8,7 @@ from mmcv.transforms import BaseTransform
 
 from mmrisfusion.registry import TRANSFORMS
 
-from ..base_ris_dataset import InvalidSampleError
+from ..base_ris_dataset import InvalidSampleError, warn_suspicious
 
 
 @functools.lru_cache(maxsize=None)
@@ -51,7 +51,10 @@ class TokenizeText(BaseTransform):
     (``[CLS] ... [SEP]`` for BERT), the sequence is cut to ``max_length`` (a long expression
     thus loses its ``[SEP]``, exactly as the published code does), padded with
     ``pad_id`` = 0 and the mask is 1 for tokens and 0 for padding. BERT uncased lower-cases
-    by itself. The tokenizer is loaded from a local folder once per process.
+    by itself. The tokenizer is loaded from a local folder once per process. An expression
+    whose kept tokens are all unknown to the vocabulary (``[UNK]``), or that has none, is
+    used all the same, with a warning (the first of each process, see
+    :func:`~mmrisfusion.datasets.warn_suspicious`): the model gets no word from it.
 
     Required keys: ``text``.
 
@@ -93,7 +96,11 @@ class TokenizeText(BaseTransform):
             raise InvalidSampleError(results.get('source', '<unknown source>'),
                                      results.get('img_name'), f'text is {text!r}; '
                                      'TokenizeText expected a non-empty string')
-        ids = self.tokenizer.encode(text, add_special_tokens=True)[:self.max_length]
+        ids = self.encode(text)
+        if self.unknown_only(ids):
+            warn_suspicious('unknown_tokens', f'{results.get("source", "<unknown source>")} '
+                            f'(image_name={results.get("img_name")!r}): the expression '
+                            f'{text[:80]!r} gives the tokenizer no known word')
         token_ids = np.full(self.max_length, self.pad_id, dtype=np.int64)
         token_ids[:len(ids)] = ids
         token_mask = np.zeros(self.max_length, dtype=np.int64)
@@ -101,6 +108,22 @@ class TokenizeText(BaseTransform):
         results['token_ids'] = token_ids
         results['token_mask'] = token_mask
         return results
+
+    def encode(self, text: str) -> list:
+        """The token ids of ``text``, special tokens added, cut to ``max_length``.
+
+        A long expression is cut here, so transformers' warning about sequences above the
+        model's length (which would be misleading: nothing that long reaches the model) is
+        switched off.
+        """
+        return self.tokenizer.encode(text, add_special_tokens=True,
+                                     verbose=False)[:self.max_length]
+
+    def unknown_only(self, ids: list) -> bool:
+        """Whether token ids hold no word the vocabulary knows (all ``[UNK]``, or none)."""
+        special = set(self.tokenizer.all_special_ids) - {self.tokenizer.unk_token_id}
+        words = [i for i in ids if i not in special]
+        return all(i == self.tokenizer.unk_token_id for i in words)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(tokenizer_path={self.tokenizer_path!r}, '

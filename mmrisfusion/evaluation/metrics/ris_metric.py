@@ -1,6 +1,6 @@
 """Referring-segmentation metric (LAVT / RIS-FUSION definitions)."""
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -30,6 +30,13 @@ def _iou(intersection: int, union: int) -> float:
     return intersection / union if union > 0 else 0.0
 
 
+def _mean_class_iou(pooled: Sequence[Tuple[int, int]]) -> float:
+    """Mean over classes of pooled I / U x 100, leaving out classes whose union is empty
+    (the published "cIoU"; 0 when every union is empty)."""
+    ious = [inter / union for inter, union in pooled if union > 0]
+    return 100.0 * sum(ious) / len(ious) if ious else 0.0
+
+
 def _ratio(num: int, den: int) -> float:
     """num / den x 100, 0 when the denominator is 0."""
     return 100.0 * num / den if den > 0 else 0.0
@@ -37,7 +44,8 @@ def _ratio(num: int, den: int) -> float:
 
 @METRICS.register_module()
 class RISMetric(BaseMetric):
-    """Referring image segmentation: mIoU, oIoU, precision@t and foreground pixel P/R/F1.
+    """Referring image segmentation: mIoU, oIoU, precision@t, foreground pixel P/R/F1 and the
+    published background/foreground "cIoU".
 
     Each data sample's ``pred_sem_seg`` (class indices, the argmax the model already took)
     is compared with its ``gt_sem_seg`` at the same resolution; class 1 is the referred
@@ -45,8 +53,9 @@ class RISMetric(BaseMetric):
     models remove the padding from their predictions and undo a test-time flip, so the GT
     (padded by the pipeline and the data preprocessor) is cropped by the metainfo's
     ``img_padding_size``/``padding_size`` and flipped back likewise.
-    ``process()`` keeps four integers per sample (intersection, union, predicted and GT
-    foreground areas) and a flag, so results stay small when gathered across ranks.
+    ``process()`` keeps five integers per sample (intersection, union, predicted and GT
+    foreground areas, valid pixels) and a flag, so results stay small when gathered across
+    ranks; it reads them back from the device once per batch, not once per sample.
 
     Reported values (all x 100, plain floats):
 
@@ -57,7 +66,14 @@ class RISMetric(BaseMetric):
       most RIS papers; not RIS-FUSION's background/foreground average);
     - ``P@t`` for each threshold: percentage of samples with IoU >= t;
     - ``pixel_precision``, ``pixel_recall``, ``pixel_F1``: of the foreground pixels, pooled
-      over the dataset (sum I / sum |P|, sum I / sum |G|, their harmonic mean).
+      over the dataset (sum I / sum |P|, sum I / sum |G|, their harmonic mean);
+    - ``cIoU_bgfg``: what RIS-FUSION's published ``test.py`` prints as "cIoU"
+      (docs/metrics.md#the-published-ciou): over the pixels of all samples pooled, the IoU
+      of the background, ``sum I_bg / sum U_bg``, and of the foreground (oIoU), averaged
+      over the classes whose pooled union is not empty. The background of a sample is its
+      valid pixels outside the mask, so ``I_bg = N - U_fg`` and ``U_bg = N - I_fg`` with
+      ``N`` its valid pixels. The background is most of each image, so this sits well
+      above oIoU: compare it only with the published "cIoU", never with oIoU.
 
     Text sensitivity: with ``text_sensitivity=True`` the metric expects the evaluation to
     also run each sample with a mismatched expression (another sample's text) and to mark
@@ -104,7 +120,11 @@ class RISMetric(BaseMetric):
         self.mismatch_key = mismatch_key
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
-        """Counts intersection, union and foreground areas of each sample.
+        """Counts intersection, union, foreground and valid areas of each sample.
+
+        The counts of the batch stay on the device until one read at the end (a host sync
+        per sample would stall a GPU evaluation); labels other than 0 and 1 are counted
+        there too and reported with the sample's name.
 
         Args:
             data_batch (Any): The collated batch from the dataloader (not used).
@@ -112,45 +132,62 @@ class RISMetric(BaseMetric):
                 ``Evaluator`` passes) or data samples, with ``pred_sem_seg`` and
                 ``gt_sem_seg``.
         """
+        names, flags, counts, labels = [], [], [], []
         for index, sample in enumerate(data_samples):
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
             name = sample_name(sample, index)
-            for key in ('pred_sem_seg', 'gt_sem_seg'):
-                if key not in sample:
-                    raise KeyError(f"{name}: RISMetric needs '{key}' in each data sample; "
-                                   f'the sample has {sorted(sample)}')
-            pred = _mask(sample['pred_sem_seg'], 'pred_sem_seg', name)
-            gt = _mask(sample['gt_sem_seg'], 'gt_sem_seg', name).to(pred.device)
-            if pred.shape != gt.shape:
-                # The model removed the padding from its prediction; remove it from the GT.
-                unpadded = unpad(gt, sample)
-                if unpadded.shape != pred.shape:
-                    raise ValueError(
-                        f'{name}: pred_sem_seg is {tuple(pred.shape)} but gt_sem_seg is '
-                        f'{tuple(gt.shape)} (padding {padding_of(sample)}); compare them at '
-                        "one resolution (e.g. test_cfg.output_shape='img_shape' when the "
-                        'pipeline resizes the mask)')
-                gt = unpadded
-            gt = undo_flip(gt, sample)  # the model undid a test-time flip on its prediction
+            pred, gt = self._aligned_masks(sample, name)
             valid = gt != self.ignore_index
-            for key, labels in (('pred_sem_seg', pred[valid]), ('gt_sem_seg', gt[valid])):
-                if labels.numel() and (labels.min() < 0 or labels.max() > 1):
+            pred_fg = (pred == 1) & valid
+            gt_fg = (gt == 1) & valid
+            # Labels outside {0, 1} on valid pixels, counted here and reported after the read.
+            bad_pred = ((pred != 0) & (pred != 1) & valid).sum()
+            bad_gt = ((gt != 0) & (gt != 1) & valid).sum()
+            counts.append(torch.stack([(pred_fg & gt_fg).sum(), (pred_fg | gt_fg).sum(),
+                                       pred_fg.sum(), gt_fg.sum(), valid.sum(), bad_pred,
+                                       bad_gt]))
+            names.append(name)
+            labels.append((pred, gt, valid))
+            flags.append(bool(sample.get(self.mismatch_key, False)) if (
+                self.text_sensitivity) else False)
+        if not counts:
+            return
+        rows = torch.stack([c.to(counts[0].device) for c in counts]).cpu().tolist()
+        for name, row, (pred, gt, valid), mismatched in zip(names, rows, labels, flags):
+            for key, bad, values in (('pred_sem_seg', row[5], pred),
+                                     ('gt_sem_seg', row[6], gt)):
+                if bad:
                     raise ValueError(
                         f"{name}: '{key}' must hold class indices 0 (rest) and 1 (referred "
                         f'object) outside ignore_index={self.ignore_index}, found values '
-                        f'{torch.unique(labels).tolist()[:10]}')
-            pred_fg = (pred == 1) & valid
-            gt_fg = (gt == 1) & valid
-            mismatched = bool(sample.get(self.mismatch_key, False)) if (
-                self.text_sensitivity) else False
-            self.results.append((int((pred_fg & gt_fg).sum()), int((pred_fg | gt_fg).sum()),
-                                 int(pred_fg.sum()), int(gt_fg.sum()), mismatched))
+                        f'{torch.unique(values[valid]).tolist()[:10]}')
+            self.results.append((*row[:5], mismatched))
+
+    def _aligned_masks(self, sample: Mapping, name: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The prediction and the GT of one sample in one frame (GT unpadded, unflipped)."""
+        for key in ('pred_sem_seg', 'gt_sem_seg'):
+            if key not in sample:
+                raise KeyError(f"{name}: RISMetric needs '{key}' in each data sample; "
+                               f'the sample has {sorted(sample)}')
+        pred = _mask(sample['pred_sem_seg'], 'pred_sem_seg', name)
+        gt = _mask(sample['gt_sem_seg'], 'gt_sem_seg', name).to(pred.device)
+        if pred.shape != gt.shape:
+            # The model removed the padding from its prediction; remove it from the GT.
+            unpadded = unpad(gt, sample)
+            if unpadded.shape != pred.shape:
+                raise ValueError(
+                    f'{name}: pred_sem_seg is {tuple(pred.shape)} but gt_sem_seg is '
+                    f'{tuple(gt.shape)} (padding {padding_of(sample)}); compare them at '
+                    "one resolution (e.g. test_cfg.output_shape='img_shape' when the "
+                    'pipeline resizes the mask)')
+            gt = unpadded
+        return pred, undo_flip(gt, sample)  # the model undid a test-time flip on its output
 
     def _summarise(self, results: List[tuple]) -> Dict[str, float]:
         """All metrics of one group of per-sample counts."""
-        counts = np.array([r[:4] for r in results], dtype=np.int64)
-        inter, union, pred_area, gt_area = counts.sum(axis=0).tolist()
+        counts = np.array([r[:5] for r in results], dtype=np.int64)
+        inter, union, pred_area, gt_area, valid = counts.sum(axis=0).tolist()
         ious = np.array([_iou(i, u) for i, u in counts[:, :2].tolist()])
         metrics = {'mIoU': float(100.0 * ious.mean()), 'oIoU': _ratio(inter, union)}
         for thr in self.iou_thrs:
@@ -161,20 +198,22 @@ class RISMetric(BaseMetric):
         metrics['pixel_recall'] = recall
         metrics['pixel_F1'] = (2 * precision * recall / (precision + recall)
                                if precision + recall > 0 else 0.0)
+        metrics['cIoU_bgfg'] = _mean_class_iou(((valid - union, valid - inter),
+                                                (inter, union)))
         return metrics
 
     def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
         """Reduces the per-sample counts of all ranks to the metrics.
 
         Args:
-            results (list[tuple]): (intersection, union, pred area, gt area, mismatched)
-                of every sample.
+            results (list[tuple]): (intersection, union, pred area, gt area, valid
+                pixels, mismatched) of every sample.
 
         Returns:
             dict[str, float]: The metrics, as plain floats.
         """
-        matched = [r for r in results if not r[4]]
-        mismatched = [r for r in results if r[4]]
+        matched = [r for r in results if not r[5]]
+        mismatched = [r for r in results if r[5]]
         if not matched:
             raise ValueError('RISMetric got no samples' + (
                 f' without the {self.mismatch_key} mark' if mismatched else '') +

@@ -1,3 +1,4 @@
 from .lavt_swin import LAVTSwinTransformer
+from .lavt_timm import LAVTTimmBackbone
 
-__all__ = ['LAVTSwinTransformer']
+__all__ = ['LAVTSwinTransformer', 'LAVTTimmBackbone']

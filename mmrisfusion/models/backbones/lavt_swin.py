@@ -24,7 +24,8 @@ from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
 from mmrisfusion.utils.typing_utils import OptConfigType, OptMultiConfig
 
-from ..layers.lavt_fusion import PWAM, LanguageGate
+from ..layers.lavt_fusion import PWAM, LanguageGate, check_word_features
+from ..utils.activation_checkpoint import checkpoint_call
 from ..utils.ckpt_convert import convert_swin_official
 
 SWIN_22K_URL = ('https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
@@ -90,7 +91,14 @@ class LAVTSwinTransformer(BaseModule):
     Call graph: ``forward(x, text_feats, text_mask)`` -> ``patch_embed`` -> for every stage
     ``stages[i]`` -> ``pwams[i]`` -> ``norm{i}`` (output) -> ``lang_gates[i]`` ->
     ``downsamples[i]`` (the last two not after the last stage, whose gate is kept only for
-    checkpoint compatibility and gets no gradient, as in LAVT).
+    checkpoint compatibility: frozen and never computed, see below).
+
+    The last stage's gate would update a stream that no later stage reads (LAVT's outputs are
+    ``LayerNorm_i(F)``, not ``X``). The published code still has it and computes it, and its
+    parameters never get a gradient. We keep its weights, so the published checkpoints load
+    and save with the same keys, but freeze them (``requires_grad=False``) and skip the
+    computation: the numbers are the published ones, and every trainable parameter gets a
+    gradient, so DDP runs without ``find_unused_parameters`` (and its graph walk per step).
 
     The defaults are RIS-FUSION's Swin-B (window 12, for the
     ``swin_base_patch4_window12_384_22k`` weights); use ``window_size=7`` with the ImageNet-1k
@@ -124,8 +132,10 @@ class LAVTSwinTransformer(BaseModule):
         act_cfg (dict, optional): Activation of the MLPs. Defaults to None (GELU).
         norm_cfg (dict, optional): Normalisation of the blocks and outputs.
             Defaults to None (LayerNorm).
-        with_cp (bool): Whether the Swin blocks use activation checkpointing (saves memory
-            at 480 px, costs time). Defaults to False.
+        with_cp (bool): Whether the Swin blocks and the PWAMs use activation checkpointing
+            (:func:`~mmrisfusion.models.utils.checkpoint_call`, non-reentrant: saves memory
+            at 480 px, costs a second forward of each block in the backward; works under
+            DDP). Defaults to False.
         pretrained (str, optional): Path of an official Swin checkpoint (e.g.
             ``swin_base_patch4_window12_384_22k.pth``); shorthand for
             ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``. Defaults to None.
@@ -173,6 +183,7 @@ class LAVTSwinTransformer(BaseModule):
         norm_cfg = norm_cfg or dict(type='LN')
         self.embed_dims = embed_dims
         self.window_size = window_size
+        self.with_cp = with_cp
         self.depths = tuple(depths)
         self.out_indices = tuple(out_indices)
         self.num_features = [embed_dims * 2**i for i in range(num_stages)]
@@ -209,7 +220,9 @@ class LAVTSwinTransformer(BaseModule):
                     downsample=None,
                     act_cfg=act_cfg,
                     norm_cfg=norm_cfg,
-                    with_cp=with_cp))
+                    # mmseg's checkpointing is the reentrant variant, which breaks DDP:
+                    # forward() checkpoints the blocks itself.
+                    with_cp=False))
             self.pwams.append(
                 PWAM(dims, text_dims=text_dims, num_heads=fusion_heads[i],
                      dropout=fusion_drop))
@@ -220,10 +233,8 @@ class LAVTSwinTransformer(BaseModule):
                                      norm_cfg=norm_cfg if patch_norm else None))
         for i in self.out_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
-        # The last stage's gate would update a stream that no later stage reads (LAVT's
-        # outputs are LayerNorm_i(F), not X). The published code still has it and computes
-        # it; we keep it so official checkpoints load but skip computing it. Its parameters
-        # get no gradient, as in LAVT: DDP needs find_unused_parameters=True.
+        # The last stage's gate: loadable, frozen, never computed (see the class docstring).
+        self.lang_gates[-1].requires_grad_(False)
 
     def init_weights(self) -> None:
         """Initialise as the official code does, then load the Swin weights if given.
@@ -299,17 +310,15 @@ class LAVTSwinTransformer(BaseModule):
             tuple[Tensor]: ``LayerNorm_i(F_i)`` of the stages in ``out_indices``, each
             (B, C_i, H_i, W_i).
         """
-        if text_feats.dim() != 3 or text_mask.shape != text_feats.shape[:2]:
-            raise ValueError('LAVTSwinTransformer expects text_feats (B, T, D) and text_mask '
-                             f'(B, T); got {tuple(text_feats.shape)} and '
-                             f'{tuple(text_mask.shape)}')
+        check_word_features('LAVTSwinTransformer', text_feats, text_mask)
         text = text_feats.transpose(1, 2)
         x, hw_shape = self.patch_embed(x)
         x = self.drop_after_pos(x)
         outs: List[Tensor] = []
         for i, stage in enumerate(self.stages):
-            x, hw_shape, _, _ = stage(x, hw_shape)
-            feat = self.pwams[i](x, text, text_mask)
+            for block in stage.blocks:
+                x = checkpoint_call(block, x, hw_shape, enabled=self.with_cp)
+            feat = checkpoint_call(self.pwams[i], x, text, text_mask, enabled=self.with_cp)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(feat)
                 outs.append(

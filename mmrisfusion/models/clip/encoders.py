@@ -13,7 +13,6 @@ Both give L2-normalised embeddings of gray or RGB images in [0, 1] and of prompt
 CLIP weights frozen and out of the model's checkpoints (:class:`FrozenNet`).
 """
 import os.path as osp
-import warnings
 import zipfile
 from typing import Optional, Sequence, Union
 
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
-from mmrisfusion.utils.checkpoint import load_weights_only
+from mmrisfusion.utils.checkpoint import load_torchscript_weights, load_weights_only
 
 from ..utils.frozen import FrozenNet
 
@@ -122,9 +121,8 @@ def load_openai_clip_state_dict(path: str) -> dict:
     A plain state dict (``.pt``/``.pth``/``.bin``, optionally under a ``state_dict`` key and
     with a ``module.`` prefix) is read with weights-only loading; ``.safetensors`` with
     safetensors. OpenAI's released file is a TorchScript archive, which ``torch.load`` refuses
-    to open with ``weights_only=True``; it is read with ``torch.jit.load`` (a TorchScript
-    archive is deserialised by TorchScript's own loader, which rebuilds TorchScript types only
-    and never unpickles Python objects) and only its state dict is kept.
+    to open with ``weights_only=True`` and ``torch.jit.load`` would compile and run; its
+    tensors are read without running anything (:func:`load_torchscript_weights`).
 
     Args:
         path (str): The checkpoint file.
@@ -138,11 +136,7 @@ def load_openai_clip_state_dict(path: str) -> dict:
         from safetensors.torch import load_file
         state = load_file(path)
     elif _is_torchscript_archive(path):
-        with warnings.catch_warnings():
-            # torch 2.14 flags torch.jit.load as deprecated; it is the only reader of
-            # TorchScript archives, which is what OpenAI released.
-            warnings.simplefilter('ignore', FutureWarning)
-            state = torch.jit.load(path, map_location='cpu').state_dict()
+        state = load_torchscript_weights(path)
     else:
         state = load_weights_only(path)
     if isinstance(state, dict) and 'state_dict' in state:

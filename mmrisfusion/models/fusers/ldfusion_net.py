@@ -4,7 +4,7 @@ Each modality has a content encoder (spatial features) and a style encoder (a gl
 The decoder reads both contents, concatenated, and is modulated by both styles through AdaIN
 residual blocks whose parameters come from an MLP, then upsamples back to full resolution.
 """
-from typing import List, Optional
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -12,31 +12,37 @@ from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
 
+#: Where the oversized decoder output is cut to the input size.
+OUTPUT_CROPS = ('top_left', 'center')
+
 
 class ConvBlock(nn.Module):
-    """Reflect padding, convolution, optional instance norm, optional ReLU (MUNIT's block).
+    """Convolution, optional instance norm, optional ReLU (MUNIT's block).
 
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels.
         kernel_size (int): Kernel side.
         stride (int): Stride. Defaults to 1.
-        padding (int): Reflect padding on each side. Defaults to 0.
+        padding (int): Padding on each side. Defaults to 0.
+        padding_mode (str): 'reflect' or 'zeros' (``nn.Conv2d``'s modes). Defaults to
+            'reflect'.
         norm (bool): Whether to apply instance normalisation (no affine). Defaults to False.
         relu (bool): Whether to end with a ReLU. Defaults to True.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, norm: bool = False, relu: bool = True) -> None:
+                 padding: int = 0, padding_mode: str = 'reflect', norm: bool = False,
+                 relu: bool = True) -> None:
         super().__init__()
-        self.pad = nn.ReflectionPad2d(padding)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                              padding_mode=padding_mode)
         self.norm = nn.InstanceNorm2d(out_channels) if norm else nn.Identity()
         self.act = nn.ReLU() if relu else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the block."""
-        return self.act(self.norm(self.conv(self.pad(x))))
+        return self.act(self.norm(self.conv(x)))
 
 
 class ResBlock(nn.Module):
@@ -121,9 +127,12 @@ class SampleLayerNorm(nn.Module):
 class ModalityEncoder(nn.Module):
     """Content and style encoders of one single-channel modality.
 
+    The 7x7 and residual convolutions pad by reflection, the stride-2 convolutions with zeros,
+    as published.
+
     Args:
         base_channels (int): Width after the first conv. Defaults to 16.
-        num_downsample (int): Stride-2 convs of the content path. Defaults to 3.
+        num_downsample (int): Stride-2 convs of each path. Defaults to 3.
         num_res (int): Residual blocks of the content path. Defaults to 2.
         style_channels (int): Style width cap (the style path stops doubling here).
             Defaults to 64.
@@ -136,7 +145,7 @@ class ModalityEncoder(nn.Module):
         layers: List[nn.Module] = [ConvBlock(1, base_channels, 7, 1, 3, norm=True)]
         dim = base_channels
         for _ in range(num_downsample):
-            layers.append(ConvBlock(dim, 2 * dim, 4, 2, 1, norm=True))
+            layers.append(ConvBlock(dim, 2 * dim, 4, 2, 1, padding_mode='zeros', norm=True))
             dim *= 2
         layers += [ResBlock(dim) for _ in range(num_res)]
         self.content = nn.Sequential(*layers)
@@ -146,12 +155,12 @@ class ModalityEncoder(nn.Module):
         dim = base_channels
         for _ in range(num_downsample):
             out = min(2 * dim, style_channels)
-            style.append(ConvBlock(dim, out, 4, 2, 1))
+            style.append(ConvBlock(dim, out, 4, 2, 1, padding_mode='zeros'))
             dim = out
         style += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, style_dim, 1)]
         self.style = nn.Sequential(*style)
 
-    def forward(self, x: Tensor) -> tuple:
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """Return ``(content (B, C, H/8, W/8), style (B, style_dim))``."""
         return self.content(x), self.style(x).flatten(1)
 
@@ -166,10 +175,16 @@ class LDFusionNet(nn.Module):
     at 1/8 resolution, styles of 8, a decoder on 256 channels with 2 AdaIN residual blocks
     driven by an MLP 16 -> 256 -> 256 -> 2048, three ``ConvTranspose2d(k5, s2, p0)`` + layer
     norm + ReLU upsamplings (256 -> 128 -> 64 -> 32), reflect-pad 3 + conv7 to one channel,
-    tanh and a clamp to [0, 1]. The transposed convolutions overshoot (``2h + 3`` per step), so
-    the output is cropped to the input size; the crop is centred, where the upsampled grid
-    lines up with the input (the published code crops from the top-left corner instead,
-    docs/ldfusion.md#differences-from-the-published-code).
+    tanh and a clamp to [0, 1].
+
+    The transposed convolutions overshoot (``2h + 3`` per step: a side ``H`` comes back as
+    ``8 floor(H / 8) + 21``), so the output is cut to the input size. As published, the cut
+    keeps the top-left corner (``output_crop='top_left'``); ``'center'`` keeps the centre
+    instead, where the upsampled grid lines up with the input. Published weights reproduce
+    published outputs only with the top-left cut.
+
+    Weights load from the published ``Enc_final.pt`` / ``Dec_final.pt`` pair through
+    ``tools/model_converters/ldfusion_official.py``.
 
     Args:
         base_channels (int): Width of the first encoder conv. Defaults to 16.
@@ -180,14 +195,18 @@ class LDFusionNet(nn.Module):
         style_channels (int): Style encoder width cap. Defaults to 64.
         style_dim (int): Style code length per modality. Defaults to 8.
         mlp_channels (int): Hidden width of the AdaIN parameter MLP. Defaults to 256.
-        init_std (float): Standard deviation of the normal init of conv weights (biases 0).
-            Defaults to 0.02.
+        init_std (float): Standard deviation of the normal init of conv and transposed-conv
+            weights; their biases keep PyTorch's default init, as published. Defaults to 0.02.
+        output_crop (str): 'top_left' (published) or 'center'. Defaults to 'top_left'.
     """
 
     def __init__(self, base_channels: int = 16, num_downsample: int = 3, num_res: int = 2,
                  style_channels: int = 64, style_dim: int = 8, mlp_channels: int = 256,
-                 init_std: float = 0.02) -> None:
+                 init_std: float = 0.02, output_crop: str = 'top_left') -> None:
         super().__init__()
+        if output_crop not in OUTPUT_CROPS:
+            raise ValueError(f'output_crop must be one of {OUTPUT_CROPS}, got {output_crop!r}')
+        self.output_crop = output_crop
         self.vis_encoder = ModalityEncoder(base_channels, num_downsample, num_res,
                                            style_channels, style_dim)
         self.ir_encoder = ModalityEncoder(base_channels, num_downsample, num_res,
@@ -207,17 +226,53 @@ class LDFusionNet(nn.Module):
         self.head = ConvBlock(dim, 1, 7, 1, 3, relu=False)
         self.init_weights(init_std)
 
-    def init_weights(self, std: Optional[float] = 0.02) -> None:
-        """Normal ``N(0, std)`` conv weights and zero biases, as published.
+    def init_weights(self, std: float = 0.02) -> None:
+        """Normal ``N(0, std)`` conv and transposed-conv weights, as published.
+
+        Their biases, the linear layers and the layer norms keep PyTorch's default init.
 
         Args:
-            std (float, optional): Standard deviation. Defaults to 0.02.
+            std (float): Standard deviation. Defaults to 0.02.
         """
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(module.weight, 0.0, std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+
+    def encode(self, vis_y: Tensor, ir_y: Tensor) -> Tuple[Tensor, Tensor]:
+        """Contents and styles of both modalities.
+
+        Args:
+            vis_y (Tensor): ``(B, 1, H, W)`` VIS luma in [0, 1].
+            ir_y (Tensor): ``(B, 1, H, W)`` IR in [0, 1].
+
+        Returns:
+            tuple[Tensor, Tensor]: The contents concatenated (VIS first), ``(B, 2C, h, w)``,
+            and the styles concatenated (VIS first), ``(B, 2 style_dim)``.
+        """
+        if vis_y.dim() != 4 or vis_y.shape[1] != 1 or vis_y.shape != ir_y.shape:
+            raise ValueError('LDFusionNet takes (B, 1, H, W) VIS luma and IR of the same '
+                             f'shape, got {tuple(vis_y.shape)} and {tuple(ir_y.shape)}')
+        content_v, style_v = self.vis_encoder(vis_y)
+        content_i, style_i = self.ir_encoder(ir_y)
+        return torch.cat([content_v, content_i], 1), torch.cat([style_v, style_i], 1)
+
+    def decode(self, content: Tensor, style: Tensor) -> Tensor:
+        """The decoder's full output, before the cut to the input size.
+
+        Args:
+            content (Tensor): ``(B, 2C, h, w)`` from :meth:`encode`.
+            style (Tensor): ``(B, 2 style_dim)`` from :meth:`encode`.
+
+        Returns:
+            Tensor: ``(B, 1, H', W')`` in [0, 1]; each upsampling maps a side ``h`` to
+            ``2h + 3`` (``8h + 21`` after the published three).
+        """
+        params = self.mlp(style)
+        step = params.shape[1] // len(self.adain_blocks) if len(self.adain_blocks) else 0
+        x = content
+        for index, block in enumerate(self.adain_blocks):
+            x = block(x, params[:, index * step:(index + 1) * step])
+        return torch.tanh(self.head(self.upsample(x))).clamp(0.0, 1.0)
 
     def forward(self, vis_y: Tensor, ir_y: Tensor) -> Tensor:
         """Fuse VIS luma and IR.
@@ -229,19 +284,10 @@ class LDFusionNet(nn.Module):
         Returns:
             Tensor: ``(B, 1, H, W)`` fused luma in [0, 1].
         """
-        if vis_y.dim() != 4 or vis_y.shape[1] != 1 or vis_y.shape != ir_y.shape:
-            raise ValueError('LDFusionNet takes (B, 1, H, W) VIS luma and IR of the same '
-                             f'shape, got {tuple(vis_y.shape)} and {tuple(ir_y.shape)}')
-        content_v, style_v = self.vis_encoder(vis_y)
-        content_i, style_i = self.ir_encoder(ir_y)
-        x = torch.cat([content_v, content_i], 1)
-        params = self.mlp(torch.cat([style_v, style_i], 1))
-        step = params.shape[1] // len(self.adain_blocks) if len(self.adain_blocks) else 0
-        for index, block in enumerate(self.adain_blocks):
-            x = block(x, params[:, index * step:(index + 1) * step])
-        x = self.head(self.upsample(x))
+        out = self.decode(*self.encode(vis_y, ir_y))
         height, width = vis_y.shape[-2:]
-        top = (x.shape[-2] - height) // 2
-        left = (x.shape[-1] - width) // 2
-        x = x[..., top:top + height, left:left + width]
-        return torch.tanh(x).clamp(0.0, 1.0)
+        top = left = 0
+        if self.output_crop == 'center':
+            top = (out.shape[-2] - height) // 2
+            left = (out.shape[-1] - width) // 2
+        return out[..., top:top + height, left:left + width]

@@ -19,12 +19,14 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
 from torch import Tensor
 
 from mmrisfusion.registry import MODELS
-from mmrisfusion.utils.typing_utils import ConfigType
+from mmrisfusion.utils.typing_utils import ConfigType, OptConfigType
 
 from ..layers.fusion_blocks import AverageFusion
+from ..utils.activation_checkpoint import checkpoint_call
 from ..utils.color import (
     IMAGENET_MEAN_01,
     IMAGENET_STD_01,
@@ -38,20 +40,25 @@ from .constants import NORM_STATS, NUM_LEVELS
 
 
 class DoubleConv(nn.Module):
-    """``(Conv3x3 without bias, BN, ReLU) x 2``, the UNet unit.
+    """``(Conv3x3 without bias, norm, ReLU) x 2``, the UNet unit.
 
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels.
+        norm_cfg (dict, optional): The norm after each convolution (mmcv
+            ``build_norm_layer``). Defaults to None, meaning ``dict(type='BN')`` (published).
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int,
+                 norm_cfg: OptConfigType = None) -> None:
         super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN')
+        # Sequential indices (block.0, block.1, ...) are the published parameter names.
         self.block = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+            build_norm_layer(norm_cfg, out_channels)[1], nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+            build_norm_layer(norm_cfg, out_channels)[1], nn.ReLU(inplace=True))
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the two convolutions."""
@@ -64,12 +71,15 @@ class Down(nn.Module):
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels.
+        norm_cfg (dict, optional): The norm of the :class:`DoubleConv`. Defaults to None
+            (BN).
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int,
+                 norm_cfg: OptConfigType = None) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(2)
-        self.conv = DoubleConv(in_channels, out_channels)
+        self.conv = DoubleConv(in_channels, out_channels, norm_cfg)
 
     def forward(self, x: Tensor) -> Tensor:
         """Halve the resolution and convolve."""
@@ -82,12 +92,15 @@ class Up(nn.Module):
     Args:
         in_channels (int): Channels of the coarse input; the upsampled map has half of them.
         out_channels (int): Output channels. The skip must have ``in_channels // 2``.
+        norm_cfg (dict, optional): The norm of the :class:`DoubleConv`. Defaults to None
+            (BN).
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int,
+                 norm_cfg: OptConfigType = None) -> None:
         super().__init__()
         self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, 2, stride=2)
-        self.conv = DoubleConv(in_channels, out_channels)
+        self.conv = DoubleConv(in_channels, out_channels, norm_cfg)
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         """Upsample ``x``, match it to ``skip``'s size and decode ``concat[skip, x]``."""
@@ -140,12 +153,19 @@ class LangUNet(nn.Module):
             :class:`~mmrisfusion.models.layers.BaseFusionBlock`; the level's ``in_channels``
             and ``token_dim`` (and ``num_heads``) are filled in where the block's constructor
             declares them. Defaults to None, meaning ``dict(type='LangGatedFusion')``.
+        norm_cfg (dict, optional): The norm of every convolution unit, and of fusion blocks
+            that declare ``norm_cfg`` (unless their config sets it). Defaults to None, meaning
+            ``dict(type='BN')`` (published); ``dict(type='SyncBN')`` for multi-GPU training.
+        with_cp (bool): Activation checkpointing of every unit and fusion block
+            (:func:`~mmrisfusion.models.utils.checkpoint_call`). Defaults to False.
     """
 
     def __init__(self, base_channels: int = 32, text_dim: int = 768, token_dim: int = 256,
                  num_heads: int = 4, inject_levels: Sequence[int] = (3, 4),
-                 fusion_block: Optional[ConfigType] = None) -> None:
+                 fusion_block: Optional[ConfigType] = None, norm_cfg: OptConfigType = None,
+                 with_cp: bool = False) -> None:
         super().__init__()
+        self.with_cp = with_cp
         fusion_block = dict(type='LangGatedFusion') if fusion_block is None else fusion_block
         levels = tuple(inject_levels)
         if any(level not in range(1, NUM_LEVELS + 1) for level in levels):
@@ -153,27 +173,27 @@ class LangUNet(nn.Module):
         self.inject_levels = levels
         widths = [base_channels * 2**k for k in range(NUM_LEVELS)]
         for prefix in ('y', 'i'):
-            self.add_module(f'{prefix}_inc', DoubleConv(1, widths[0]))
+            self.add_module(f'{prefix}_inc', DoubleConv(1, widths[0], norm_cfg))
             for k in range(1, NUM_LEVELS):
-                self.add_module(f'{prefix}_d{k}', Down(widths[k - 1], widths[k]))
+                self.add_module(f'{prefix}_d{k}', Down(widths[k - 1], widths[k], norm_cfg))
         self.requires_text = False
         for level, width in enumerate(widths, start=1):
             if level in levels:
-                block = self._build_block(fusion_block, width, token_dim, num_heads)
+                block = self._build_block(fusion_block, width, token_dim, num_heads, norm_cfg)
                 self.requires_text |= block.requires_text
             else:
                 block = AverageFusion(width)
             self.add_module(f'lang_l{level}', block)
         for k in range(NUM_LEVELS - 1, 0, -1):
-            self.add_module(f'u{k}', Up(widths[k], widths[k - 1]))
+            self.add_module(f'u{k}', Up(widths[k], widths[k - 1], norm_cfg))
         self.outc = nn.Conv2d(widths[0], 1, 1)
         # Only text-conditioned blocks consume tokens; without them the adapter would be a
         # set of unused parameters (DDP errors, dead weights).
         self.txt = TextAdapter(text_dim, token_dim) if self.requires_text else None
 
     @staticmethod
-    def _build_block(cfg: ConfigType, in_channels: int, token_dim: int,
-                     num_heads: int) -> nn.Module:
+    def _build_block(cfg: ConfigType, in_channels: int, token_dim: int, num_heads: int,
+                     norm_cfg: OptConfigType) -> nn.Module:
         """Build one level's fusion block from ``cfg``, filling in what it declares."""
         cfg = copy.deepcopy(dict(cfg))
         block_type = cfg.get('type')
@@ -196,6 +216,8 @@ class LangUNet(nn.Module):
             cfg[name] = value
         if 'num_heads' in params or takes_any:
             cfg.setdefault('num_heads', num_heads)
+        if norm_cfg is not None and ('norm_cfg' in params or takes_any):
+            cfg.setdefault('norm_cfg', norm_cfg)
         return MODELS.build(cfg)
 
     def forward(self, y: Tensor, ir: Tensor, text_feats: Optional[Tensor] = None,
@@ -218,17 +240,21 @@ class LangUNet(nn.Module):
                 raise ValueError('this fuser has text-conditioned blocks at levels '
                                  f'{self.inject_levels}: pass text_feats and text_mask')
             tokens = self.txt(text_feats)
-        y_feats, i_feats = [self.y_inc(y)], [self.i_inc(ir)]
+
+        def run(name: str, *args) -> Tensor:
+            return checkpoint_call(getattr(self, name), *args, enabled=self.with_cp)
+
+        y_feats, i_feats = [run('y_inc', y)], [run('i_inc', ir)]
         for k in range(1, NUM_LEVELS):
-            y_feats.append(getattr(self, f'y_d{k}')(y_feats[-1]))
-            i_feats.append(getattr(self, f'i_d{k}')(i_feats[-1]))
+            y_feats.append(run(f'y_d{k}', y_feats[-1]))
+            i_feats.append(run(f'i_d{k}', i_feats[-1]))
         fused = [
-            getattr(self, f'lang_l{level}')(yf, itf, tokens, text_mask)
+            run(f'lang_l{level}', yf, itf, tokens, text_mask)
             for level, (yf, itf) in enumerate(zip(y_feats, i_feats), start=1)
         ]
         x = fused[-1]
         for k in range(NUM_LEVELS - 1, 0, -1):
-            x = getattr(self, f'u{k}')(x, fused[k - 1])
+            x = run(f'u{k}', x, fused[k - 1])
         return torch.sigmoid(self.outc(x))
 
 
@@ -263,6 +289,13 @@ class UNetFuser(nn.Module):
             or 1 for a 1-channel one. Defaults to ImageNet's (0.485, 0.456, 0.406).
         ir_std (Sequence[float]): IR std in the 0..1 scale. Defaults to ImageNet's
             (0.229, 0.224, 0.225).
+        norm_cfg (dict, optional): The norm of the UNet's convolution units (and of fusion
+            blocks that declare one), e.g. ``dict(type='SyncBN')`` to follow the decode
+            head's under multi-GPU training; the parameter names stay the published ones.
+            Defaults to None, meaning ``dict(type='BN')`` (published).
+        with_cp (bool): Activation checkpointing of the UNet's units and fusion blocks:
+            saves memory, costs a second forward of each in the backward. Outputs, gradients
+            and BN statistics are those without it. Defaults to False.
     """
 
     def __init__(self, base_channels: int = 32, text_dim: int = 768, token_dim: int = 256,
@@ -271,7 +304,9 @@ class UNetFuser(nn.Module):
                  vis_mean: Sequence[float] = IMAGENET_MEAN_01,
                  vis_std: Sequence[float] = IMAGENET_STD_01,
                  ir_mean: Sequence[float] = IMAGENET_MEAN_01,
-                 ir_std: Sequence[float] = IMAGENET_STD_01) -> None:
+                 ir_std: Sequence[float] = IMAGENET_STD_01,
+                 norm_cfg: OptConfigType = None,
+                 with_cp: bool = False) -> None:
         super().__init__()
         for name, stats, sizes in (('vis_mean', vis_mean, (3, )), ('vis_std', vis_std, (3, )),
                                    ('ir_mean', ir_mean, (1, 3)), ('ir_std', ir_std, (1, 3))):
@@ -282,7 +317,8 @@ class UNetFuser(nn.Module):
             self.register_buffer(name, torch.tensor(stats).reshape(1, -1, 1, 1))
         self.net = LangUNet(base_channels=base_channels, text_dim=text_dim,
                             token_dim=token_dim, num_heads=num_heads,
-                            inject_levels=inject_levels, fusion_block=fusion_block)
+                            inject_levels=inject_levels, fusion_block=fusion_block,
+                            norm_cfg=norm_cfg, with_cp=with_cp)
 
     @property
     def requires_text(self) -> bool:

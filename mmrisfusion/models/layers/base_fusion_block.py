@@ -19,10 +19,11 @@ class BaseFusionBlock(nn.Module, metaclass=ABCMeta):
 
     :meth:`forward` checks these shapes, with errors that name the block, and calls
     :meth:`fuse`, which a subclass implements. The fuser fills in those of the constructor
-    arguments ``in_channels`` (the level's channels), ``token_dim`` (the tokens' width) and
-    ``num_heads`` (the fuser's attention heads, unless the block's config sets them) that the
-    constructor declares; the block's config gives the others. A block without attention
-    does not declare ``num_heads`` and is not given it.
+    arguments ``in_channels`` (the level's channels), ``token_dim`` (the tokens' width),
+    ``num_heads`` (the fuser's attention heads) and ``norm_cfg`` (the fuser's norm, e.g.
+    SyncBN; these two unless the block's config sets them) that the constructor declares;
+    the block's config gives the others. A block without attention does not declare
+    ``num_heads`` and is not given it.
 
     Args:
         in_channels (int, optional): Channels of each input map, checked when given.

@@ -12,9 +12,11 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+from mmcv.cnn import build_norm_layer
 from torch import Tensor
 
 from mmrisfusion.registry import MODELS
+from mmrisfusion.utils.typing_utils import OptConfigType
 
 from .base_fusion_block import BaseFusionBlock
 from .pixel_word_attention import PixelWordAttention
@@ -93,15 +95,18 @@ class ConcatConvFusion(BaseFusionBlock):
 
     Args:
         in_channels (int): Channels of each input map.
+        norm_cfg (dict, optional): The norm after the convolution; a fuser fills in its own.
+            Defaults to None, meaning ``dict(type='BN')``.
     """
 
     requires_text = False
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, norm_cfg: OptConfigType = None) -> None:
         super().__init__(in_channels)
         self.conv = nn.Sequential(
             nn.Conv2d(2 * in_channels, in_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True))
+            build_norm_layer(norm_cfg or dict(type='BN'), in_channels)[1],
+            nn.ReLU(inplace=True))
 
     def fuse(self, y: Tensor, i: Tensor, text_feats: Optional[Tensor],
              text_mask: Optional[Tensor]) -> Tensor:

@@ -19,6 +19,19 @@ from ..utils.precision import float32_forward
 _MASK_VALUE = 1e4
 
 
+def check_word_features(owner: str, text_feats: Tensor, text_mask: Tensor) -> None:
+    """Raise a clear error unless the words come as a language-aware backbone takes them.
+
+    Args:
+        owner (str): The backbone's name, for the message.
+        text_feats (Tensor): Word features, expected (B, T, D).
+        text_mask (Tensor): Word mask, expected (B, T).
+    """
+    if text_feats.dim() != 3 or text_mask.shape != text_feats.shape[:2]:
+        raise ValueError(f'{owner} expects text_feats (B, T, D) and text_mask (B, T); got '
+                         f'{tuple(text_feats.shape)} and {tuple(text_mask.shape)}')
+
+
 @MODELS.register_module()
 class PWAM(nn.Module):
     """Pixel-word attention module of LAVT.

@@ -1,5 +1,10 @@
-from ..utils.affine_crops import apply_affine_crops, random_affine_crop_params  # moved; kept here
-from .clip_losses import CLIPLanguageLoss, directional_loss, image_entropy, similarity_loss
+from .clip_losses import (
+    CLIPLanguageLoss,
+    directional_cosines,
+    directional_loss,
+    image_entropy,
+    similarity_loss,
+)
 from .cross_entropy_loss import WeightedCrossEntropyLoss
 from .dice_loss import TwoClassDiceLoss
 from .fusion_losses import (
@@ -23,6 +28,6 @@ __all__ = [
     'BaseFusionLoss', 'BaseLossTerm', 'build_loss_terms', 'check_loss_name', 'loss_terms_dict',
     'JointGradientLoss', 'LumaMSELoss', 'SobelL1Loss', 'SSIMLoss', 'TwoClassDiceLoss',
     'WeightedCrossEntropyLoss', 'fusion_luma', 'sobel_magnitudes',
-    'CLIPLanguageLoss', 'PerceptualMaxLoss', 'apply_affine_crops', 'directional_loss',
-    'image_entropy', 'random_affine_crop_params', 'similarity_loss', 'vgg19_features'
+    'CLIPLanguageLoss', 'PerceptualMaxLoss', 'directional_cosines', 'directional_loss',
+    'image_entropy', 'similarity_loss', 'vgg19_features'
 ]

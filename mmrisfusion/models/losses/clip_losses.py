@@ -16,7 +16,7 @@ enough information (entropy > 6 bits) count. A similarity regulariser
 Every function here works on luma images in [0, 1], so :class:`CLIPLanguageLoss` follows the
 fusion-term contract ``forward(fused_y, vis_y, ir_y)`` and plugs into RIS-FUSION's fuser too.
 """
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from torch import Tensor
 from mmrisfusion.registry import MODELS
 
 from ..clip.encoders import FrozenCLIPEncoder, build_clip_encoder
-from ..utils.affine_crops import apply_affine_crops, random_affine_crop_params
+from ..utils.affine_crops import AffineCrops, cut_patches, patch_side, sample_affine_crops
 from .loss_term import BaseFusionLoss
 
 VIS_PROMPT = 'a visible gray image'
@@ -33,9 +33,33 @@ IR_PROMPT = 'an infrared image'
 TARGET_PROMPT = 'a clear image with detailed background and salient objects'
 
 
+def directional_cosines(fused: Tensor, vis: Tensor, ir: Tensor, target_txt: Tensor,
+                        vis_txt: Tensor, ir_txt: Tensor) -> Tuple[Tensor, Tensor]:
+    """Cosines between the image and text directions in CLIP space, VIS and IR.
+
+    Args:
+        fused (Tensor): ``(N, D)`` embeddings of the fused images (or patches).
+        vis (Tensor): ``(N, D)`` embeddings of the matching VIS images.
+        ir (Tensor): ``(N, D)`` embeddings of the matching IR images.
+        target_txt (Tensor): ``(D, )`` embedding of the target prompt.
+        vis_txt (Tensor): ``(D, )`` embedding of the VIS anchor prompt.
+        ir_txt (Tensor): ``(D, )`` embedding of the IR anchor prompt.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``cos(norm(f - v), norm(p - t_v))`` and
+        ``cos(norm(f - i), norm(p - t_i))``, each ``(N, )``.
+    """
+    d_img_v = F.normalize(fused - vis, dim=-1)
+    d_img_i = F.normalize(fused - ir, dim=-1)
+    d_txt_v = F.normalize(target_txt - vis_txt, dim=-1)
+    d_txt_i = F.normalize(target_txt - ir_txt, dim=-1)
+    return (F.cosine_similarity(d_img_v, d_txt_v.expand_as(d_img_v), dim=-1),
+            F.cosine_similarity(d_img_i, d_txt_i.expand_as(d_img_i), dim=-1))
+
+
 def directional_loss(fused: Tensor, vis: Tensor, ir: Tensor, target_txt: Tensor,
                      vis_txt: Tensor, ir_txt: Tensor) -> Tensor:
-    """Per-sample directional loss between image and text directions in CLIP space.
+    """Per-sample directional loss ``0.5 (1 - cos_v) + 0.5 (1 - cos_i)``.
 
     Args:
         fused (Tensor): ``(N, D)`` embeddings of the fused images (or patches).
@@ -48,12 +72,7 @@ def directional_loss(fused: Tensor, vis: Tensor, ir: Tensor, target_txt: Tensor,
     Returns:
         Tensor: ``(N, )`` values in [0, 2].
     """
-    d_img_v = F.normalize(fused - vis, dim=-1)
-    d_img_i = F.normalize(fused - ir, dim=-1)
-    d_txt_v = F.normalize(target_txt - vis_txt, dim=-1)
-    d_txt_i = F.normalize(target_txt - ir_txt, dim=-1)
-    cos_v = F.cosine_similarity(d_img_v, d_txt_v.expand_as(d_img_v), dim=-1)
-    cos_i = F.cosine_similarity(d_img_i, d_txt_i.expand_as(d_img_i), dim=-1)
+    cos_v, cos_i = directional_cosines(fused, vis, ir, target_txt, vis_txt, ir_txt)
     return 0.5 * (1 - cos_v) + 0.5 * (1 - cos_i)
 
 
@@ -103,12 +122,17 @@ class CLIPLanguageLoss(BaseFusionLoss):
     with the published weights 6, 2 and 10 by default. One frozen CLIP serves all three terms;
     a term whose weight is 0 is not computed (set two of them to 0 to use one alone).
 
-    Patch term: ``num_patches`` crops of side ``min(H, W) * U(*patch_side_range)`` (224 px
-    training crops give the published ``224 * U(0.5, 0.8)``), each warped by a random affine and
-    resized to CLIP's input size; the same crops are cut from the fused, VIS and IR images of
-    every sample (K crops x B samples patches). A patch counts only when both its VIS and IR
-    crops have entropy above ``entropy_threshold`` bits; rejected patches add 0 but still count
-    in the mean, as published.
+    Patch term, as published (docs/ldfusion.md#patch-term): one side per step,
+    ``int(min(H, W) * U(*patch_side_range))`` (224 px training crops give the published
+    ``int(224 * U(0.5, 0.8))``), shared by ``num_patches`` crops, each at a uniform position
+    and warped by its own ``RandomAffine(degrees, translate, scale, shear)`` (nearest, fill 0;
+    the published ``translate=(0, 0.1)`` shifts only vertically), then resized bilinearly to
+    CLIP's input size. The same crops are cut from the fused, VIS and IR images of every
+    sample (K crops x B samples patches, crop ``k`` of sample ``b`` at ``k * B + b``). A patch
+    counts only when both its VIS and IR crops have entropy above ``entropy_threshold`` bits;
+    rejected patches add 0 but still count in the mean, as published. The crops are drawn on
+    the images' device and cut in one batch (:mod:`~mmrisfusion.models.utils.affine_crops`),
+    pixel for pixel what torchvision's transforms give for the same parameters.
 
     Args:
         clip (dict | FrozenCLIPEncoder): The CLIP encoder or its config, e.g.
@@ -120,11 +144,12 @@ class CLIPLanguageLoss(BaseFusionLoss):
         sim_weight (float): Weight of the similarity regulariser. Defaults to 6.0.
         global_weight (float): Weight of the whole-image directional loss. Defaults to 2.0.
         patch_weight (float): Weight of the patch directional loss. Defaults to 10.0.
-        num_patches (int): Crops per batch. Defaults to 32.
-        patch_side_range (tuple[float, float]): Crop side as a fraction of ``min(H, W)``.
-            Defaults to (0.5, 0.8).
+        num_patches (int): Crops per step. Defaults to 32.
+        patch_side_range (tuple[float, float]): Crop side as a fraction of ``min(H, W)``,
+            drawn once per step. Defaults to (0.5, 0.8).
         degrees (float): Maximum patch rotation in degrees. Defaults to 5.0.
-        translate (float): Maximum patch translation (fraction of the side). Defaults to 0.1.
+        translate (tuple[float, float]): Maximum patch shift as fractions of the side,
+            horizontal then vertical. Defaults to (0.0, 0.1).
         scale (tuple[float, float]): Patch zoom range. Defaults to (1.0, 1.5).
         shear (float): Maximum patch x-shear in degrees. Defaults to 5.0.
         entropy_threshold (float): Minimum entropy (bits, 256 bins) of the VIS and IR crops
@@ -147,7 +172,7 @@ class CLIPLanguageLoss(BaseFusionLoss):
                  num_patches: int = 32,
                  patch_side_range: Sequence[float] = (0.5, 0.8),
                  degrees: float = 5.0,
-                 translate: float = 0.1,
+                 translate: Sequence[float] = (0.0, 0.1),
                  scale: Sequence[float] = (1.0, 1.5),
                  shear: float = 5.0,
                  entropy_threshold: float = 6.0,
@@ -158,19 +183,20 @@ class CLIPLanguageLoss(BaseFusionLoss):
         if clip is None:
             raise ValueError("CLIPLanguageLoss needs clip=dict(type='OpenCLIPEncoder', "
                              "checkpoint=...) or dict(type='HFCLIPEncoder', pretrained=...)")
-        if not 0 < patch_side_range[0] <= patch_side_range[1]:
-            raise ValueError(f'patch_side_range must be (low, high) with 0 < low <= high, got '
-                             f'{patch_side_range}')
+        if not 0 < patch_side_range[0] <= patch_side_range[1] <= 1:
+            raise ValueError(f'patch_side_range must be (low, high) with 0 < low <= high <= 1, '
+                             f'got {patch_side_range}')
+        if not isinstance(translate, (tuple, list)) or len(translate) != 2:
+            raise ValueError(f'translate must be (horizontal, vertical) fractions of the side, '
+                             f'got {translate}')
         self.clip = build_clip_encoder(clip)
         self.sim_weight = sim_weight
         self.global_weight = global_weight
         self.patch_weight = patch_weight
         self.num_patches = num_patches
         self.patch_side_range = tuple(patch_side_range)
-        self.degrees = degrees
-        self.translate = translate
-        self.scale = tuple(scale)
-        self.shear = shear
+        self.affine = dict(degrees=degrees, translate=tuple(translate), scale=tuple(scale),
+                           shear=shear)
         self.entropy_threshold = entropy_threshold
         self.return_terms = return_terms
         self.prompts = (target_prompt, vis_prompt, ir_prompt)
@@ -179,8 +205,25 @@ class CLIPLanguageLoss(BaseFusionLoss):
         self.register_buffer('vis_txt', vis, persistent=False)
         self.register_buffer('ir_txt', ir, persistent=False)
 
+    def sample_patch_crops(self, height: int, width: int,
+                           device: Union[str, torch.device] = 'cpu') -> AffineCrops:
+        """Draw one step's patch crops: one side, ``num_patches`` positions and affines.
+
+        Args:
+            height (int): Image height.
+            width (int): Image width.
+            device (str | torch.device): Where to draw. Defaults to 'cpu'.
+
+        Returns:
+            AffineCrops: The crops.
+        """
+        side = patch_side(min(height, width), self.patch_side_range)
+        return sample_affine_crops(self.num_patches, side, height, width, device=device,
+                                   **self.affine)
+
     def patch_loss(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor, vis_emb: Tensor,
-                   ir_emb: Tensor) -> Tuple[Tensor, Tensor]:
+                   ir_emb: Tensor,
+                   crops: Optional[AffineCrops] = None) -> Tuple[Tensor, Tensor]:
         """The patch directional loss and which patches passed the entropy filter.
 
         Args:
@@ -189,37 +232,37 @@ class CLIPLanguageLoss(BaseFusionLoss):
             ir_y (Tensor): ``(B, 1, H, W)`` IR in [0, 1].
             vis_emb (Tensor): ``(B, D)`` whole-image VIS embeddings.
             ir_emb (Tensor): ``(B, D)`` whole-image IR embeddings.
+            crops (AffineCrops, optional): The crops; drawn by :meth:`sample_patch_crops`
+                when None. Defaults to None.
 
         Returns:
             tuple[Tensor, Tensor]: The mean over all ``K * B`` patches (rejected ones as 0)
             and the ``(K * B, )`` boolean mask of kept patches (crop-major order).
         """
-        height, width = fused_y.shape[-2:]
-        low, high = self.patch_side_range
-        sides = min(height, width) * (low + (high - low) * torch.rand(self.num_patches))
-        theta = random_affine_crop_params(self.num_patches, height, width, sides, self.degrees,
-                                          self.translate, self.scale, self.shear)
+        if crops is None:
+            crops = self.sample_patch_crops(*fused_y.shape[-2:], device=fused_y.device)
         size = self.clip.image_size
+        num = len(crops)
         with torch.no_grad():
-            keep = ((image_entropy(apply_affine_crops(vis_y, theta, size))
-                     > self.entropy_threshold)
-                    & (image_entropy(apply_affine_crops(ir_y, theta, size))
+            keep = ((image_entropy(cut_patches(vis_y, crops, size)) > self.entropy_threshold)
+                    & (image_entropy(cut_patches(ir_y, crops, size))
                        > self.entropy_threshold))
-        fused_patches = apply_affine_crops(fused_y, theta, size)
-        patch_emb = self.clip.encode_image(fused_patches)
-        per_patch = directional_loss(patch_emb, vis_emb.repeat(self.num_patches, 1),
-                                     ir_emb.repeat(self.num_patches, 1), self.target_txt,
-                                     self.vis_txt, self.ir_txt)
+        patch_emb = self.clip.encode_image(cut_patches(fused_y, crops, size))
+        per_patch = directional_loss(patch_emb, vis_emb.repeat(num, 1), ir_emb.repeat(num, 1),
+                                     self.target_txt, self.vis_txt, self.ir_txt)
         return (per_patch * keep).sum() / per_patch.numel(), keep
 
-    def forward(self, fused_y: Tensor, vis_y: Tensor,
-                ir_y: Tensor) -> Union[Tensor, Dict[str, Tensor]]:
+    def forward(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor,
+                patch_crops: Optional[AffineCrops] = None
+                ) -> Union[Tensor, Dict[str, Tensor]]:
         """Compute the weighted language-driven loss.
 
         Args:
             fused_y (Tensor): ``(B, 1, H, W)`` fused luma in [0, 1].
             vis_y (Tensor): ``(B, 1, H, W)`` VIS luma in [0, 1].
             ir_y (Tensor): ``(B, 1, H, W)`` IR in [0, 1].
+            patch_crops (AffineCrops, optional): The patch crops; drawn at random when None
+                (training). Defaults to None.
 
         Returns:
             Tensor | dict[str, Tensor]: The weighted sum, or with ``return_terms`` the weighted
@@ -240,8 +283,8 @@ class CLIPLanguageLoss(BaseFusionLoss):
                     fused_emb, vis_emb, ir_emb, self.target_txt, self.vis_txt,
                     self.ir_txt).mean()
         if self.patch_weight:
-            terms['patch'] = self.patch_weight * self.patch_loss(fused_y, vis_y, ir_y,
-                                                                 vis_emb, ir_emb)[0]
+            terms['patch'] = self.patch_weight * self.patch_loss(
+                fused_y, vis_y, ir_y, vis_emb, ir_emb, patch_crops)[0]
         if not terms:
             raise ValueError('CLIPLanguageLoss: sim_weight, global_weight and patch_weight '
                              'are all 0, nothing to compute')
@@ -250,4 +293,3 @@ class CLIPLanguageLoss(BaseFusionLoss):
         if self.return_terms:
             return terms
         return sum(terms.values())
-

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from mmrisfusion.registry import MODELS
 
-from .loss_term import BaseLossTerm
+from .loss_term import BaseLossTerm, at_least_float32, check_class_labels
 
 
 @MODELS.register_module()
@@ -15,7 +15,9 @@ class WeightedCrossEntropyLoss(BaseLossTerm):
     """``F.cross_entropy(logits, label, weight=class_weight)``: LAVT's segmentation loss.
 
     The loss is PyTorch's class-weighted mean, ``sum(w_y l) / sum(w_y)`` over the pixels
-    that are not ``ignore_index`` (LAVT: ``class_weight = [0.9, 1.1]``).
+    that are not ``ignore_index`` (LAVT: ``class_weight = [0.9, 1.1]``), at least in float32
+    (fp16 or bf16 logits under autocast are upcast), without a host synchronisation (labels
+    are checked on the CPU only).
 
     Why not mmseg's ``CrossEntropyLoss(class_weight=[0.9, 1.1])``: without ignored pixels it
     gives the same number (``tests/test_models/test_losses/test_cross_entropy_loss.py``
@@ -64,24 +66,21 @@ class WeightedCrossEntropyLoss(BaseLossTerm):
             raise ValueError('WeightedCrossEntropyLoss: seg_label must be (B, H, W) = '
                              f'{(seg_logits.shape[0], *seg_logits.shape[2:])} like the logits, '
                              f'got {tuple(seg_label.shape)}')
+        check_class_labels(seg_label, num_classes, ignore_index, 'WeightedCrossEntropyLoss')
+        if weight is not None and weight.shape != seg_label.shape:
+            raise ValueError('WeightedCrossEntropyLoss: weight must be '
+                             f'{tuple(seg_label.shape)} like seg_label, got '
+                             f'{tuple(weight.shape)}')
+        seg_logits = at_least_float32(seg_logits)
         class_weight = self.class_weight.to(seg_logits.dtype)
-        valid = seg_label != ignore_index
-        bad = valid & ((seg_label < 0) | (seg_label >= num_classes))
-        if bad.any():
-            raise ValueError(f'WeightedCrossEntropyLoss: labels must be in 0..{num_classes - 1} '
-                             f'or ignore_index={ignore_index}, found '
-                             f'{seg_label[bad].unique().tolist()}')
         pixel_loss = F.cross_entropy(seg_logits, seg_label, weight=class_weight,
                                      ignore_index=ignore_index, reduction='none')
+        valid = seg_label != ignore_index
         norm = class_weight[seg_label.where(valid, 0)] * valid
         if weight is not None:
-            if weight.shape != seg_label.shape:
-                raise ValueError('WeightedCrossEntropyLoss: weight must be '
-                                 f'{tuple(seg_label.shape)} like seg_label, got '
-                                 f'{tuple(weight.shape)}')
             pixel_loss = pixel_loss * weight
             norm = norm * weight
+        # Without a data-dependent branch (no host synchronisation): when every pixel is
+        # ignored both sums are 0, and the loss is 0 with a graph.
         total = norm.sum()
-        if total == 0:  # every pixel ignored: no signal, keep the graph
-            return seg_logits.sum() * 0.0
-        return self.loss_weight * pixel_loss.sum() / total
+        return self.loss_weight * pixel_loss.sum() / torch.where(total > 0, total, 1.0)

@@ -6,7 +6,7 @@ from torch import Tensor
 
 from mmrisfusion.registry import MODELS
 
-from .loss_term import BaseLossTerm
+from .loss_term import BaseLossTerm, at_least_float32, check_class_labels
 
 
 @MODELS.register_module()
@@ -20,6 +20,10 @@ class TwoClassDiceLoss(BaseLossTerm):
     label, and the loss is ``loss_weight * mean over samples of (1 - Dice)``. Pixels equal to
     ``ignore_index`` (and pixels of zero ``weight``) are left out of every sum; a sample
     without any valid pixel is left out of the mean. Follows mmseg's decode-head loss call.
+
+    The sums are at least float32 (fp16 or bf16 logits under autocast are upcast), and
+    the loss has no host synchronisation: labels are checked on the CPU only (on a GPU the
+    check would stall every step; ``LoadRISAnnotation`` gives binary masks by construction).
 
     Args:
         eps (float): Smoothing term of numerator and denominator. Defaults to 1e-6.
@@ -57,30 +61,29 @@ class TwoClassDiceLoss(BaseLossTerm):
             raise ValueError(f'TwoClassDiceLoss: seg_label must be (B, H, W) = '
                              f'{(seg_logits.shape[0], *seg_logits.shape[2:])} like the '
                              f'logits, got {tuple(seg_label.shape)}')
-        valid = seg_label != ignore_index
-        bad = valid & (seg_label != 0) & (seg_label != 1)
-        if bad.any():
-            raise ValueError('TwoClassDiceLoss: labels must be 0, 1 or ignore_index='
-                             f'{ignore_index}, found {seg_label[bad].unique().tolist()}')
-        valid = valid.to(seg_logits.dtype)
+        check_class_labels(seg_label, 2, ignore_index, 'TwoClassDiceLoss')
+        # At least float32: fp16 sums over 480 x 480 probabilities lose their digits.
+        prob = torch.sigmoid(at_least_float32(seg_logits[:, 1]))
+        valid = (seg_label != ignore_index).to(prob.dtype)
         if weight is not None:
             if weight.shape != seg_label.shape:
                 raise ValueError(f'TwoClassDiceLoss: weight must be {tuple(seg_label.shape)} '
                                  f'like seg_label, got {tuple(weight.shape)}')
-            valid = valid * weight.to(seg_logits.dtype)
-        prob = torch.sigmoid(seg_logits[:, 1])
-        target = (seg_label == 1).to(seg_logits.dtype)
+            valid = valid * weight.to(prob.dtype)
+        target = (seg_label == 1).to(prob.dtype)
         dims = (1, 2)
         dices, present = [], []
         for p, t in ((prob, target), (1 - prob, 1 - target)):
             t_sum = (t * valid).sum(dims)
             dices.append((2 * (p * t * valid).sum(dims) + self.eps) /
                          ((p * valid).sum(dims) + t_sum + self.eps))
-            present.append((t_sum > 0).to(seg_logits.dtype))
+            present.append((t_sum > 0).to(prob.dtype))
         dice, present = torch.stack(dices, 1), torch.stack(present, 1)
         num_present = present.sum(1)
-        has_pixels = num_present > 0
-        per_sample = ((1 - dice) * present).sum(1)[has_pixels] / num_present[has_pixels]
-        if per_sample.numel() == 0:  # every pixel ignored: no signal, keep the graph
-            return seg_logits.sum() * 0.0
-        return self.loss_weight * per_sample.mean()
+        # Without data-dependent shapes or branches (no host synchronisation): a sample
+        # without any valid pixel weighs 0, and a batch without one gives 0 with a graph.
+        per_sample = ((1 - dice) * present).sum(1) / num_present.clamp(min=1)
+        has_pixels = (num_present > 0).to(prob.dtype)
+        loss = (per_sample * has_pixels).sum() / has_pixels.sum().clamp(min=1)
+        return self.loss_weight * loss
+

@@ -20,6 +20,7 @@ A plugin term derives from :class:`BaseFusionLoss`::
 """
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Union
 
+import torch
 from torch import Tensor, nn
 
 from ..utils.build import build_module
@@ -39,6 +40,42 @@ def check_loss_name(loss_name: object, owner: str) -> str:
         raise ValueError(f"{owner}: loss_name must start with 'loss_' (its key in the loss "
                          f'dict, summed into the total), got {loss_name!r}')
     return loss_name
+
+
+def at_least_float32(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is in a half type (fp16, bf16, e.g. under autocast).
+
+    Loss sums over many pixels lose their digits in half precision; float64 stays float64.
+
+    Args:
+        x (Tensor): A floating-point tensor.
+
+    Returns:
+        Tensor: ``x`` or its float32 copy.
+    """
+    return x.float() if x.is_floating_point() and x.element_size() < 4 else x
+
+
+def check_class_labels(seg_label: Tensor, num_classes: int, ignore_index: int,
+                       owner: str) -> None:
+    """Raise a clear error for labels outside ``0..num_classes-1`` and ``ignore_index``.
+
+    Only labels on the CPU are checked, and not under ``torch.compile``: on an accelerator
+    the check would need a host synchronisation every step, and in a compiled graph it
+    would break the graph (our loaders give valid labels by construction).
+
+    Args:
+        seg_label (Tensor): Class labels of any shape.
+        num_classes (int): Number of classes.
+        ignore_index (int): The label that marks ignored pixels.
+        owner (str): Who checks (a class name), for the error.
+    """
+    if seg_label.device.type != 'cpu' or torch.compiler.is_compiling():
+        return
+    bad = (seg_label != ignore_index) & ((seg_label < 0) | (seg_label >= num_classes))
+    if bad.any():
+        raise ValueError(f'{owner}: labels must be in 0..{num_classes - 1} or '
+                         f'ignore_index={ignore_index}, found {seg_label[bad].unique().tolist()}')
 
 
 class BaseLossTerm(nn.Module):

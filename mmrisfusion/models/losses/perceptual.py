@@ -38,7 +38,7 @@ def vgg19_features(num_layers: int, width_divisor: int = 1) -> nn.Sequential:
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
             width = max(1, item // width_divisor)
-            # ReLU not in place: the conv outputs before it are the compared features.
+            # ReLU not in place: the output of any module can be kept unchanged.
             layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
             channels = width
     if not 0 < num_layers <= len(layers):
@@ -50,17 +50,22 @@ def vgg19_features(num_layers: int, width_divisor: int = 1) -> nn.Sequential:
 class PerceptualMaxLoss(FrozenNet, BaseFusionLoss):
     """Sum over layers of ``MSE(phi(F), max(phi(V), phi(I)))`` with frozen VGG19 features.
 
-    As published, the features are taken at torchvision indices 5, 10 and 21 (conv2_1,
-    conv3_1, conv4_2, before their ReLU) of gray images replicated to three channels, without
-    ImageNet normalisation. The VGG weights come from a local torchvision checkpoint and stay
-    out of the model's checkpoints (:class:`FrozenNet`).
+    As published (docs/ldfusion.md#perceptual-term), the features are the outputs of
+    torchvision modules 6, 11 and 22, i.e. relu2_1, relu3_1 and relu4_2, of gray images
+    replicated to three channels, without ImageNet normalisation. The published wrapper keeps
+    modules 5, 10 and 21 (labelled conv2_1, conv3_1, conv4_2), but torchvision's ReLUs work in
+    place and overwrite them, so what it compares are the activations after the ReLU.
+    ``layer_indices=(5, 10, 21)`` compares the conv outputs before the ReLU instead, what the
+    published labels say (an option; it gives other values and gradients). The VGG weights
+    come from a local torchvision checkpoint and stay out of the model's checkpoints
+    (:class:`FrozenNet`).
 
     Args:
         checkpoint (str, optional): Path to torchvision's ``vgg19-dcbb9e9d.pth`` (or any state
             dict with ``features.N.weight`` keys). Required unless ``random_init``.
             Defaults to None.
         layer_indices (Sequence[int]): Indices of ``vgg19().features`` whose outputs are
-            compared. Defaults to (5, 10, 21).
+            compared. Defaults to (6, 11, 22).
         width_divisor (int): Narrower network (only with ``random_init``). Defaults to 1.
         random_init (bool): Use random weights instead of a checkpoint: any frozen feature
             extractor gives a valid (if weaker) perceptual term; for tests and for runs without
@@ -71,7 +76,7 @@ class PerceptualMaxLoss(FrozenNet, BaseFusionLoss):
 
     def __init__(self,
                  checkpoint: Optional[str] = None,
-                 layer_indices: Sequence[int] = (5, 10, 21),
+                 layer_indices: Sequence[int] = (6, 11, 22),
                  width_divisor: int = 1,
                  random_init: bool = False,
                  loss_weight: float = 1.0,

@@ -7,7 +7,7 @@ from mmengine.structures import PixelData
 from torch import Tensor, nn
 
 from mmrisfusion.registry import MODELS
-from mmrisfusion.structures import RISDataSample, to_original_frame, unpad
+from mmrisfusion.structures import RISDataSample, padding_of, to_original_frame
 from mmrisfusion.utils.typing_utils import (
     ConfigType,
     OptConfigType,
@@ -17,13 +17,14 @@ from mmrisfusion.utils.typing_utils import (
 )
 
 from ..losses.loss_term import build_loss_terms, loss_terms_dict
-from ..utils.affine_crops import apply_affine_crops, random_affine_crop_params
+from ..utils.affine_crops import PUBLISHED_AFFINE, cut_training_crops, sample_affine_crops
 from ..utils.build import build_module
 from ..utils.color import (
     IMAGENET_MEAN_255,
     IMAGENET_STD_255,
     denormalize,
     rgb_to_luma,
+    rgb_to_luma_uint8,
     rgb_to_ycbcr,
     ycbcr_to_rgb,
 )
@@ -34,16 +35,19 @@ class FusionModel(BaseModel):
     """Infrared-visible fusion without text or masks, e.g. LDFusion.
 
     The fuser works on one channel: the VIS luma (BT.601 Y) and the IR intensity, and returns
-    the fused luma; colour output takes Cb and Cr from the VIS image, as published.
+    the fused luma; colour output takes Cb and Cr from the VIS image, as published. In
+    training the VIS luma is by default OpenCV's 8-bit Y, as in LDFusion's published data
+    set (``train_vis_luma``); inference uses the float luma, as its published test script.
 
     Call graph (``inputs`` is the data preprocessor's dict with ``vis`` (B, 3, H, W) and
     ``ir`` (B, C, H, W), each normalised with its own statistics)::
 
         loss(inputs, data_samples)
-          lumas(inputs)                        -> vis_y, ir_y (B,1,H,W) in [0,1]
-          train_crops(vis_y, ir_y, samples)    -> the same random affine crop for VIS and IR
-                                                  (reflect padding), resampled while both
-                                                  crops are flat (std < min_std)
+          lumas(inputs, train=True)            -> vis_y, ir_y (B,1,H,W) in [0,1]
+          train_crops(vis_y, ir_y, samples)    -> the same random crop (reflect padding) and
+                                                  affine (nearest, fill 0) for VIS and IR,
+                                                  drawn again while both are flat
+                                                  (std < min_std)
           fuser(vis_y + noise, ir_y + noise)   -> fused_y, noise std input_noise_std
           term(fused_y, vis_y, ir_y)           -> loss_* per loss term (on the clean images)
         predict(inputs, data_samples)
@@ -62,11 +66,18 @@ class FusionModel(BaseModel):
             ``CLIPLanguageLoss(return_terms=True)``, to log its parts).
         input_noise_std (float): Std of the Gaussian noise added to both fuser inputs in
             training (the losses see the clean images). Defaults to 0.03.
-        train_crop (dict, optional): Random training crops: ``size`` (224), ``degrees`` (5),
-            ``translate`` (0.1), ``scale`` ((1.0, 1.5)), ``shear`` (5), ``min_std`` (0.05),
-            ``max_tries`` (10); the values in brackets are the published ones and the
-            defaults of missing keys. None trains on the whole (padded) batch.
-            Defaults to None.
+        train_crop (dict, optional): Random training crops, torchvision's
+            ``RandomCrop(size, pad_if_needed=True, padding_mode='reflect')`` then
+            ``RandomAffine(degrees, translate, scale, shear)`` (nearest, fill 0): ``size``
+            (224), ``degrees`` (5), ``translate`` ((0.0, 0.1): horizontal, vertical),
+            ``scale`` ((1.0, 1.5)), ``shear`` (5), ``min_std`` (0.05), ``max_tries`` (10);
+            the values in brackets are the published ones and the defaults of missing keys.
+            A crop whose VIS and IR both have a std below ``min_std`` is drawn again; the
+            published data set retries without bound, here at most ``max_tries`` draws.
+            None trains on the whole (padded) batch. Defaults to None.
+        train_vis_luma (str): The VIS luma the losses and the fuser see in training:
+            'uint8', OpenCV's 8-bit Y of the 8-bit image (published), or 'float', the
+            BT.601 luma of the float image (as at inference). Defaults to 'uint8'.
         vis_mean (Sequence[float]): Mean of the VIS normalisation (0..255 scale), the one the
             data preprocessor applies. Defaults to ImageNet's.
         vis_std (Sequence[float]): Std of the VIS normalisation (0..255 scale).
@@ -80,14 +91,15 @@ class FusionModel(BaseModel):
         init_cfg (dict | list[dict], optional): Initialisation config. Defaults to None.
     """
 
-    CROP_DEFAULTS = dict(size=224, degrees=5.0, translate=0.1, scale=(1.0, 1.5), shear=5.0,
-                         min_std=0.05, max_tries=10)
+    CROP_DEFAULTS = dict(size=224, **PUBLISHED_AFFINE, min_std=0.05, max_tries=10)
+    VIS_LUMAS = ('uint8', 'float')
 
     def __init__(self,
                  fuser: Union[ConfigType, nn.Module],
                  losses: Union[dict, nn.Module, Sequence[Union[dict, nn.Module]]],
                  input_noise_std: float = 0.03,
                  train_crop: OptConfigType = None,
+                 train_vis_luma: str = 'uint8',
                  vis_mean: Sequence[float] = IMAGENET_MEAN_255,
                  vis_std: Sequence[float] = IMAGENET_STD_255,
                  ir_mean: Sequence[float] = IMAGENET_MEAN_255,
@@ -107,6 +119,10 @@ class FusionModel(BaseModel):
                                f'of {sorted(self.CROP_DEFAULTS)}')
             train_crop = {**self.CROP_DEFAULTS, **train_crop}
         self.train_crop = train_crop
+        if train_vis_luma not in self.VIS_LUMAS:
+            raise ValueError(f'train_vis_luma must be one of {self.VIS_LUMAS}, got '
+                             f'{train_vis_luma!r}')
+        self.train_vis_luma = train_vis_luma
         # 0..1-scale statistics, as the colour helpers expect.
         self.register_buffer('vis_mean', torch.tensor(vis_mean) / 255.0, persistent=False)
         self.register_buffer('vis_std', torch.tensor(vis_std) / 255.0, persistent=False)
@@ -137,25 +153,31 @@ class FusionModel(BaseModel):
             return self._forward(inputs, data_samples)
         raise ValueError(f"Invalid mode {mode!r}: expected 'loss', 'predict' or 'tensor'")
 
-    def lumas(self, inputs: dict) -> Tuple[Tensor, Tensor]:
+    def lumas(self, inputs: dict, train: bool = False) -> Tuple[Tensor, Tensor]:
         """VIS luma and IR intensity in [0, 1] from the normalised inputs.
 
         Args:
             inputs (dict): The preprocessor's dict.
+            train (bool): Whether for training, where ``train_vis_luma`` applies.
+                Defaults to False (the float luma).
 
         Returns:
             tuple[Tensor, Tensor]: ``vis_y``, ``ir_y``, each (B, 1, H, W).
         """
-        return (rgb_to_luma(denormalize(inputs['vis'], self.vis_mean, self.vis_std)),
+        vis = denormalize(inputs['vis'], self.vis_mean, self.vis_std)
+        to_luma = rgb_to_luma_uint8 if train and self.train_vis_luma == 'uint8' else rgb_to_luma
+        return (to_luma(vis),
                 rgb_to_luma(denormalize(inputs['ir'], self.ir_mean, self.ir_std)))
 
     def train_crops(self, vis_y: Tensor, ir_y: Tensor,
                     data_samples: OptSampleList = None) -> Tuple[Tensor, Tensor]:
-        """Cut one random affine crop per sample, the same for VIS and IR.
+        """Cut one random crop per sample, the same for VIS and IR.
 
-        The crop is taken from the unpadded image (reflecting at its borders), so images of
-        different sizes in one batch are handled. A crop where both VIS and IR are nearly
-        flat (std below ``min_std``) is drawn again, up to ``max_tries`` times.
+        Each crop lies in the sample's own image (its batch padding excluded), reflecting at
+        its borders when the image is smaller than the crop, so images of different sizes in
+        one batch are handled. All crops are drawn and cut at once on the device; a crop where
+        both VIS and IR are nearly flat (std below ``min_std``) is drawn again, up to
+        ``max_tries`` draws, with one host synchronisation per round of redraws.
 
         Args:
             vis_y (Tensor): (B, 1, H, W) VIS luma.
@@ -167,22 +189,29 @@ class FusionModel(BaseModel):
             tuple[Tensor, Tensor]: VIS and IR crops, each (B, 1, size, size).
         """
         cfg = self.train_crop
-        size = cfg['size']
-        vis_out, ir_out = [], []
-        for index in range(vis_y.shape[0]):
-            meta = data_samples[index].metainfo if data_samples else None
-            pair = unpad(torch.cat([vis_y[index:index + 1], ir_y[index:index + 1]], 1), meta)
-            height, width = pair.shape[-2:]
-            for _ in range(cfg['max_tries']):
-                theta = random_affine_crop_params(1, height, width, torch.tensor([size]),
-                                                  cfg['degrees'], cfg['translate'],
-                                                  cfg['scale'], cfg['shear'])
-                crop = apply_affine_crops(pair, theta, size, padding_mode='reflection')
-                if crop.flatten(2).std(2).max() >= cfg['min_std']:
-                    break
-            vis_out.append(crop[:, :1])
-            ir_out.append(crop[:, 1:])
-        return torch.cat(vis_out), torch.cat(ir_out)
+        pair = torch.cat([vis_y, ir_y], 1)
+        batch, _, height, width = pair.shape
+        boxes = []
+        for index in range(batch):
+            left, right, top, bottom = padding_of(
+                data_samples[index].metainfo if data_samples else None)
+            boxes.append((top, left, height - top - bottom, width - left - right))
+        boxes = torch.tensor(boxes, dtype=torch.long, device=pair.device)
+
+        def draw():
+            return sample_affine_crops(batch, cfg['size'], boxes[:, 2], boxes[:, 3],
+                                       cfg['degrees'], cfg['translate'], cfg['scale'],
+                                       cfg['shear'], device=pair.device)
+
+        crops = draw()
+        out = cut_training_crops(pair, crops, boxes)
+        for _ in range(cfg['max_tries'] - 1):
+            flat = (out.flatten(2).std(2) < cfg['min_std']).all(1)
+            if not flat.any():
+                break
+            crops = crops.select(flat, draw())
+            out = cut_training_crops(pair, crops, boxes)
+        return out[:, :1], out[:, 1:]
 
     def loss(self, inputs: dict, data_samples: OptSampleList = None) -> Dict[str, Tensor]:
         """The loss terms of the fused luma of noisy (cropped) inputs.
@@ -195,7 +224,7 @@ class FusionModel(BaseModel):
         Returns:
             dict[str, Tensor]: ``loss_*`` values; their sum is the training loss.
         """
-        vis_y, ir_y = self.lumas(inputs)
+        vis_y, ir_y = self.lumas(inputs, train=True)
         if self.train_crop is not None:
             vis_y, ir_y = self.train_crops(vis_y, ir_y, data_samples)
         noise = self.input_noise_std

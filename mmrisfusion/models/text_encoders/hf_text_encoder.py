@@ -191,6 +191,13 @@ class HFTextEncoder(BaseModule):
         if token_ids.shape != token_mask.shape or token_ids.dim() != 2:
             raise ValueError('HFTextEncoder: token_ids and token_mask must both be (B, T), got '
                              f'{tuple(token_ids.shape)} and {tuple(token_mask.shape)}')
+        positions = getattr(self.model.config, 'max_position_embeddings', None)
+        if positions is not None and token_ids.shape[1] > positions:
+            raise ValueError(
+                f'HFTextEncoder: got expressions of {token_ids.shape[1]} tokens, but the text '
+                f'encoder has {positions} positions (max_position_embeddings of its config): '
+                f'set max_length of TokenizeText in the config\'s pipelines to at most '
+                f'{positions}')
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             feats = self.model(input_ids=token_ids, attention_mask=token_mask).last_hidden_state
         if self.proj is not None:

@@ -1,14 +1,26 @@
-from .affine_crops import apply_affine_crops, random_affine_crop_params
+from .activation_checkpoint import checkpoint_call
+from .affine_crops import (
+    PUBLISHED_AFFINE,
+    AffineCrops,
+    cut_patches,
+    cut_training_crops,
+    sample_affine_crops,
+)
 from .build import build_module
 from .ckpt_convert import (
     convert_hf_bert,
+    convert_lavt_checkpoint,
     convert_lavt_official,
+    convert_ldfusion_official,
     convert_official_fuser,
     convert_risfusion_official,
     convert_swin_official,
     infer_lavt_arch,
+    ldfusion_official_config,
     load_hf_bert_folder,
     official_fuser_config,
+    split_lavt_checkpoint,
+    to_ldfusion_official,
 )
 from .color import (
     IMAGENET_MEAN_01,
@@ -18,6 +30,7 @@ from .color import (
     denormalize,
     normalize,
     rgb_to_luma,
+    rgb_to_luma_uint8,
     rgb_to_ycbcr,
     ycbcr_to_rgb,
 )
@@ -25,10 +38,12 @@ from .frozen import FrozenNet
 from .precision import float32_forward
 
 __all__ = [
-    'FrozenNet', 'IMAGENET_MEAN_01', 'IMAGENET_MEAN_255', 'IMAGENET_STD_01', 'IMAGENET_STD_255',
-    'apply_affine_crops', 'build_module', 'convert_hf_bert', 'convert_lavt_official',
+    'AffineCrops', 'FrozenNet', 'IMAGENET_MEAN_01', 'IMAGENET_MEAN_255', 'IMAGENET_STD_01',
+    'IMAGENET_STD_255', 'PUBLISHED_AFFINE', 'build_module', 'checkpoint_call', 'convert_hf_bert',
+    'convert_lavt_checkpoint', 'convert_lavt_official', 'convert_ldfusion_official',
     'convert_official_fuser', 'convert_risfusion_official', 'convert_swin_official',
-    'denormalize', 'float32_forward', 'infer_lavt_arch', 'load_hf_bert_folder', 'normalize',
-    'official_fuser_config', 'random_affine_crop_params', 'rgb_to_luma', 'rgb_to_ycbcr',
-    'ycbcr_to_rgb'
+    'cut_patches', 'cut_training_crops', 'denormalize', 'float32_forward', 'infer_lavt_arch',
+    'ldfusion_official_config', 'load_hf_bert_folder', 'normalize', 'official_fuser_config',
+    'rgb_to_luma', 'rgb_to_luma_uint8', 'rgb_to_ycbcr', 'sample_affine_crops',
+    'split_lavt_checkpoint', 'to_ldfusion_official', 'ycbcr_to_rgb'
 ]

@@ -1,7 +1,10 @@
-"""Convert official RIS-FUSION checkpoints to this project's parameter names.
+"""Convert official RIS-FUSION, LAVT and LDFusion checkpoints to this project's parameter names.
 
-Official checkpoints (docs/risfusion.md#official-checkpoints) hold ``{'model': LAVT state dict,
-'prefusion_model': UNetFuser state dict, 'epoch', 'args'}``.
+Official RIS-FUSION checkpoints (docs/risfusion.md#official-checkpoints) hold ``{'model': LAVT
+state dict, 'prefusion_model': UNetFuser state dict, 'epoch', 'args'}``. LAVT's own
+checkpoints (docs/risfusion.md#lavt-checkpoints) hold ``{'model', 'optimizer', 'epoch',
+'args', 'lr_scheduler'}`` and BERT either inside ``model`` or as ``bert_model``. LDFusion's are
+two bare state dicts, encoder and decoder (docs/ldfusion.md#published-checkpoints).
 """
 import os.path as osp
 import re
@@ -239,6 +242,9 @@ def _decoder_key(name: str, num_levels: int) -> str:
 
 def convert_lavt_official(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """The ``model`` of an official RIS-FUSION / LAVT checkpoint -> our segmentor names.
+
+    (LAVT's ``lavt_one`` also holds BERT in ``model``: :func:`split_lavt_checkpoint` takes it
+    out first.)
 
     ``backbone.*`` goes through :func:`convert_swin_official` to ``backbone.*`` of
     :class:`LAVTSwinTransformer`; ``classifier.*`` (``SimpleDecoding``) to ``decode_head.*``
@@ -484,3 +490,250 @@ def convert_risfusion_official(checkpoint: dict, bert_folder: Optional[str] = No
     if bert_state is not None:
         state_dict.update((f'text_encoder.model.{k}', v) for k, v in bert_state.items())
     return state_dict, configs
+
+
+# --------------------------------------------------------------------------------------------
+# LDFusion: the published encoder / decoder state dicts -> :class:`LDFusionNet`
+# (docs/ldfusion.md#published-checkpoints).
+# --------------------------------------------------------------------------------------------
+
+#: Dummy AdaIN buffers of the published decoder (zeros and ones, never read): not converted.
+_LDFUSION_UNUSED = re.compile(r'model_local\.\d+\.block\.\d+\.running_(mean|var)$')
+
+
+def _numbered(state_dict: Dict[str, Tensor], prefix: str) -> Dict[int, str]:
+    """``{N: key}`` of the ``<prefix>.N.weight`` keys (direct children of a Sequential)."""
+    pattern = re.compile(re.escape(prefix) + r'\.(\d+)\.weight$')
+    return {int(m.group(1)): key for key in state_dict
+            if (m := pattern.match(key)) is not None}
+
+
+def _ldfusion_names(num_down: int, num_res: int) -> Dict[str, str]:
+    """Published module prefixes -> ours (weights and biases keep their leaf names).
+
+    The published layout (``nn.Sequential`` indices): content encoder ``model.1`` (7x7),
+    ``model.4, 7, ...`` (stride 2), then residual blocks (``block.1``, ``block.5``); style
+    encoder ``model.1`` (7x7), ``model.3, 5, ...`` (stride 2), the 1x1 output after the pooling;
+    decoder ``model_local.R.block.{1,5}`` (AdaIN blocks), ``model_up.3k`` (transposed convs),
+    ``model_up.3k+1`` (layer norms), the 7x7 output conv, ``mlp.model.{0,2,4}``.
+    """
+    names = {}
+    for index, ours in ((1, 'vis_encoder'), (2, 'ir_encoder')):
+        theirs = f'content_encoder{index}.model'
+        names[f'{theirs}.1'] = f'{ours}.content.0.conv'
+        for k in range(num_down):
+            names[f'{theirs}.{4 + 3 * k}'] = f'{ours}.content.{1 + k}.conv'
+        for r in range(num_res):
+            block = f'{theirs}.{1 + 3 * (num_down + 1) + r}.block'
+            names[f'{block}.1'] = f'{ours}.content.{1 + num_down + r}.block.0.conv'
+            names[f'{block}.5'] = f'{ours}.content.{1 + num_down + r}.block.1.conv'
+        theirs = f'style_encoder{index}.model'
+        names[f'{theirs}.1'] = f'{ours}.style.0.conv'
+        for k in range(num_down):
+            names[f'{theirs}.{3 + 2 * k}'] = f'{ours}.style.{1 + k}.conv'
+        names[f'{theirs}.{4 + 2 * num_down}'] = f'{ours}.style.{num_down + 2}'
+    for r in range(num_res):
+        names[f'model_local.{r}.block.1'] = f'adain_blocks.{r}.conv1.conv'
+        names[f'model_local.{r}.block.5'] = f'adain_blocks.{r}.conv2.conv'
+    for k in range(num_down):
+        names[f'model_up.{3 * k}'] = f'upsample.{3 * k}'
+        names[f'model_up.{3 * k + 1}'] = f'upsample.{3 * k + 1}'
+    names[f'model_up.{3 * num_down + 1}'] = 'head.conv'
+    for number in (0, 2, 4):
+        names[f'mlp.model.{number}'] = f'mlp.{number}'
+    return names
+
+
+def ldfusion_official_config(enc: Dict[str, Tensor], dec: Dict[str, Tensor]) -> dict:
+    """The :class:`LDFusionNet` config of the published state dicts, read from the shapes.
+
+    Args:
+        enc (dict[str, Tensor]): The published ``Encoder`` state dict.
+        dec (dict[str, Tensor]): The published ``Decoder`` state dict.
+
+    Returns:
+        dict: ``dict(type='LDFusionNet', base_channels=..., num_downsample=..., num_res=...,
+        style_channels=..., style_dim=..., mlp_channels=...)``.
+    """
+    content = _numbered(enc, 'content_encoder1.model')
+    style = sorted(_numbered(enc, 'style_encoder1.model'))
+    if 1 not in content or len(style) < 3:
+        raise KeyError('not a published LDFusion encoder state dict: expected '
+                       "'content_encoder1.model.1.weight' and style_encoder1 convolutions, "
+                       f'got keys like {sorted(enc)[:4]}')
+    num_down = len(content) - 1
+    if len(style) != num_down + 2:
+        raise ValueError(f'the published style encoder has {len(style) - 2} stride-2 '
+                         f'convolutions and the content encoder {num_down}; LDFusionNet '
+                         'needs as many in both')
+    base = enc['content_encoder1.model.1.weight']
+    if base.shape[1] != 1:
+        raise ValueError(f'LDFusionNet encodes single-channel images; the published encoder '
+                         f'takes {base.shape[1]} channels')
+    mlp = sorted(_numbered(dec, 'mlp.model'))
+    if mlp != [0, 2, 4]:
+        raise KeyError(f'expected the published 3-layer MLP mlp.model.{{0,2,4}}, got layers '
+                       f'{mlp}')
+    return dict(type='LDFusionNet', base_channels=int(base.shape[0]), num_downsample=num_down,
+                num_res=len({key.split('.')[2] for key in enc
+                             if key.startswith('content_encoder1.') and '.block.' in key}),
+                style_channels=max(int(enc[f'style_encoder1.model.{n}.weight'].shape[0])
+                                   for n in style[1:-1]),
+                style_dim=int(enc[f'style_encoder1.model.{style[-1]}.weight'].shape[0]),
+                mlp_channels=int(dec['mlp.model.0.weight'].shape[0]))
+
+
+def _unwrap_module(state_dict: Dict[str, Tensor], what: str) -> Dict[str, Tensor]:
+    """Check a bare state dict of tensors and drop a DDP ``module.`` prefix."""
+    if not isinstance(state_dict, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise TypeError(f'the published LDFusion {what} must be a state dict of tensors, got '
+                        f'{type(state_dict).__name__}')
+    if state_dict and all(key.startswith('module.') for key in state_dict):
+        return {key[len('module.'):]: value for key, value in state_dict.items()}
+    return state_dict
+
+
+def convert_ldfusion_official(enc: Dict[str, Tensor], dec: Dict[str, Tensor]
+                              ) -> Tuple['OrderedDict[str, Tensor]', dict]:
+    """The published LDFusion encoder and decoder state dicts -> :class:`LDFusionNet`.
+
+    The published trainer saves ``Enc.state_dict()`` and ``Dec.state_dict()`` as two files
+    (``Enc_final.pt``, ``Dec_final.pt``); the architecture is read from the tensor shapes.
+    Every published tensor is used except the decoder's dummy AdaIN buffers.
+
+    Args:
+        enc (dict[str, Tensor]): The published ``Encoder`` state dict.
+        dec (dict[str, Tensor]): The published ``Decoder`` state dict.
+
+    Returns:
+        tuple: The state dict in :class:`LDFusionNet`'s names (load it strictly into
+        ``LDFusionNet(**config)``), and that config (``type='LDFusionNet'`` included).
+
+    Raises:
+        KeyError: When a tensor of either file has no place in the network.
+    """
+    enc = _unwrap_module(enc, 'encoder')
+    dec = _unwrap_module(dec, 'decoder')
+    cfg = ldfusion_official_config(enc, dec)
+    names = _ldfusion_names(cfg['num_downsample'], cfg['num_res'])
+    out = OrderedDict()
+    unused = []
+    for key, value in [*enc.items(), *dec.items()]:
+        module, _, leaf = key.rpartition('.')
+        if module in names:
+            out[f'{names[module]}.{leaf}'] = value
+        elif not _LDFUSION_UNUSED.match(key):
+            unused.append(key)
+    if unused:
+        raise KeyError(f'the published LDFusion state dicts have tensors with no place in '
+                       f'LDFusionNet: {unused[:5]}')
+    return out, cfg
+
+
+def to_ldfusion_official(state_dict: Dict[str, Tensor], num_downsample: int = 3,
+                         num_res: int = 2) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    """:class:`LDFusionNet` weights -> the published ``Enc`` and ``Dec`` state dicts.
+
+    The inverse of :func:`convert_ldfusion_official`, dummy AdaIN buffers included, so that the
+    published test script loads (strictly) a network trained here.
+
+    Args:
+        state_dict (dict[str, Tensor]): ``LDFusionNet.state_dict()`` (a ``fuser.`` prefix,
+            as in a ``FusionModel`` checkpoint, is removed).
+        num_downsample (int): The network's ``num_downsample``. Defaults to 3.
+        num_res (int): The network's ``num_res``. Defaults to 2.
+
+    Returns:
+        tuple[dict, dict]: The encoder and decoder state dicts, published names.
+    """
+    state_dict = {key.removeprefix('fuser.'): value for key, value in state_dict.items()}
+    ours = {value: key for key, value in _ldfusion_names(num_downsample, num_res).items()}
+    enc, dec = OrderedDict(), OrderedDict()
+    for key, value in state_dict.items():
+        module, _, leaf = key.rpartition('.')
+        if module not in ours:
+            raise KeyError(f'{key} is not an LDFusionNet tensor of num_downsample='
+                           f'{num_downsample}, num_res={num_res}')
+        theirs = f'{ours[module]}.{leaf}'
+        (enc if theirs.startswith(('content_', 'style_')) else dec)[theirs] = value
+    channels = state_dict['adain_blocks.0.conv1.conv.weight'].shape[0]
+    for r in range(num_res):
+        for norm in (2, 6):
+            dec[f'model_local.{r}.block.{norm}.running_mean'] = torch.zeros(channels)
+            dec[f'model_local.{r}.block.{norm}.running_var'] = torch.ones(channels)
+    return enc, dec
+
+
+# --------------------------------------------------------------------------------------------
+# LAVT's own checkpoints (yz93/LAVT-RIS), the initialisation of the published RIS-FUSION run.
+# --------------------------------------------------------------------------------------------
+
+#: LAVT's two models: ``lavt_one`` keeps BERT inside the model (``model['text_encoder.*']``),
+#: ``lavt`` beside it (``checkpoint['bert_model']``); both without BERT's pooler.
+LAVT_LAYOUTS = ('lavt_one', 'lavt')
+_LAVT_TEXT_PREFIX = 'text_encoder.'
+
+
+def split_lavt_checkpoint(checkpoint: dict) -> Tuple[str, Dict[str, Tensor], Dict[str, Tensor]]:
+    """Tell the LAVT layout of a checkpoint and separate its segmentation network from BERT.
+
+    Args:
+        checkpoint (dict): A loaded LAVT checkpoint.
+
+    Returns:
+        tuple: The layout (``'lavt_one'`` or ``'lavt'``), the ``backbone.*`` /
+        ``classifier.*`` state dict, and BERT's state dict (Hugging Face ``BertModel``
+        names).
+
+    Raises:
+        KeyError: Without ``model``, or without BERT in either place.
+        ValueError: With BERT in both places.
+    """
+    if not isinstance(checkpoint, dict) or 'model' not in checkpoint:
+        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise KeyError(f"not a LAVT checkpoint: no 'model' (found {found})")
+    model, inner_bert = OrderedDict(), OrderedDict()
+    for key, value in checkpoint['model'].items():
+        if key.startswith(_LAVT_TEXT_PREFIX):
+            inner_bert[key[len(_LAVT_TEXT_PREFIX):]] = value
+        else:
+            model[key] = value
+    if inner_bert and 'bert_model' in checkpoint:
+        raise ValueError("a LAVT checkpoint has BERT either in model['text_encoder.*'] "
+                         "(lavt_one) or in 'bert_model' (lavt), this one has both")
+    if inner_bert:
+        return 'lavt_one', model, inner_bert
+    if 'bert_model' in checkpoint:
+        return 'lavt', model, OrderedDict(checkpoint['bert_model'])
+    raise KeyError("no BERT weights: a LAVT checkpoint has them in model['text_encoder.*'] "
+                   "(lavt_one) or in 'bert_model' (lavt). A RIS-FUSION checkpoint "
+                   "('prefusion_model') is converted by tools/model_converters/"
+                   'risfusion_official.py')
+
+
+def convert_lavt_checkpoint(checkpoint: dict
+                            ) -> Tuple['OrderedDict[str, Tensor]', Dict[str, dict], str]:
+    """A LAVT checkpoint (either layout) -> the ``RISFusion`` weights it initialises.
+
+    ``backbone.*`` and ``classifier.*`` become ``backbone.*`` and ``decode_head.*``
+    (:func:`convert_lavt_official`, the architecture from the shapes and ``args`` by
+    :func:`infer_lavt_arch`); BERT becomes ``text_encoder.model.*``
+    (:func:`convert_hf_bert`). The fuser is not part of LAVT and keeps its initialisation.
+    The optimizer, scheduler and epoch are dropped: training starts anew.
+
+    Args:
+        checkpoint (dict): A loaded LAVT checkpoint.
+
+    Returns:
+        tuple: The state dict in ``RISFusion`` names; the configs of ``backbone``,
+        ``decode_head`` and ``text_encoder`` (``HFTextEncoder`` with the BERT config of the
+        weights); the layout.
+    """
+    layout, model, bert = split_lavt_checkpoint(checkpoint)
+    configs = infer_lavt_arch(model, checkpoint.get('args'))
+    state_dict = convert_lavt_official(model)
+    bert_state = convert_hf_bert(bert)
+    state_dict.update((f'text_encoder.model.{k}', v) for k, v in bert_state.items())
+    configs['text_encoder'] = dict(type='HFTextEncoder', hf_config=infer_bert_config(bert_state))
+    return state_dict, configs, layout

@@ -100,6 +100,26 @@ def rgb_to_luma(img: Tensor) -> Tensor:
     return KR * img[:, 0:1] + KG * img[:, 1:2] + KB * img[:, 2:3]
 
 
+def rgb_to_luma_uint8(img: Tensor) -> Tensor:
+    """OpenCV's 8-bit luma: ``COLOR_RGB2YCrCb``'s Y of the 8-bit image, back in 0..1.
+
+    OpenCV computes it in fixed point, ``Y = (4899 R + 9617 G + 1868 B + 8192) >> 14`` on
+    0..255 values: the BT.601 luma rounded to 8 bits, up to its 14-bit coefficients
+    (LDFusion's training data, docs/ldfusion.md#training-recipe). The 8-bit values are
+    recovered by rounding, so ``img`` must hold 8-bit images (``u8 / 255`` up to float error).
+
+    Args:
+        img (Tensor): RGB ``(B, 3, H, W)`` images in 0..1.
+
+    Returns:
+        Tensor: Luma ``(B, 1, H, W)``, multiples of 1/255.
+    """
+    _check_image(img, 3, 'img')
+    r, g, b = torch.round(img.clamp(0.0, 1.0) * 255).to(torch.int32).unbind(1)
+    luma = (4899 * r + 9617 * g + 1868 * b + 8192) >> 14
+    return (luma.unsqueeze(1).to(img.dtype) / 255)
+
+
 def rgb_to_ycbcr(img: Tensor) -> Tensor:
     """RGB to YCbCr, BT.601 full range (Cb and Cr centred on 0.5).
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from mmrisfusion.models.decode_heads import SimpleDecodingHead
 from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
@@ -95,3 +96,68 @@ def test_swin_b_defaults_and_bad_config():
     assert head.align_corners is True and head.dropout is None
     with pytest.raises(ValueError, match='in_index'):
         SimpleDecodingHead(in_channels=(8, 16), in_index=(0, 1, 2))
+
+
+def _fusion_convs(head):
+    return [m for m in head.fuse_convs.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_fusion_convs_start_from_pytorchs_default_as_published():
+    """PyTorch's default is uniform in +-1/sqrt(fan_in): std = bound/sqrt(3). mmcv's Kaiming
+    fan-out normal (the 'kaiming' option) is 2.5 to 4 times wider at these widths."""
+    torch.manual_seed(0)
+    for conv_init in ('pytorch', 'kaiming'):
+        head = SimpleDecodingHead(in_channels=(128, 256, 512, 1024), channels=512,
+                                  conv_init=conv_init)
+        head.init_weights()  # what the Runner calls before training
+        for conv in _fusion_convs(head):
+            fan_in = conv.in_channels * 9
+            fan_out = conv.out_channels * 9
+            weight = conv.weight.detach()
+            if conv_init == 'pytorch':
+                bound = fan_in**-0.5
+                assert weight.abs().max() <= bound
+                assert weight.std() == pytest.approx(bound / 3**0.5, rel=0.02)
+            else:
+                assert weight.std() == pytest.approx((2 / fan_out)**0.5, rel=0.02)
+        bns = [m for m in head.fuse_convs.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert all(bn.weight.eq(1).all() and bn.bias.eq(0).all() for bn in bns)
+    with pytest.raises(ValueError, match='conv_init'):
+        SimpleDecodingHead(**TINY, conv_init='xavier')
+
+
+def test_init_cfg_still_applies_over_the_published_init():
+    head = SimpleDecodingHead(**TINY, init_cfg=dict(type='Constant', val=0.5, layer='Conv2d'))
+    head.init_weights()
+    assert all(conv.weight.eq(0.5).all() for conv in _fusion_convs(head))
+def test_loss_and_predict_by_feat_are_mmsegs():
+    """Our *_by_feat avoid mmseg's host synchronisations and resize warning, with mmseg's
+    numbers: two summed losses of one name, acc_seg (with ignored pixels) and the resize."""
+    torch.manual_seed(0)
+    loss_decode = [dict(type=f'mmrisfusion.{name}', **extra) for name, extra in (
+        ('TwoClassDiceLoss', {}), ('TwoClassDiceLoss', dict(eps=1e-3)),
+        ('WeightedCrossEntropyLoss', {}))]
+    head = SimpleDecodingHead(**TINY, loss_decode=loss_decode)
+    logits = torch.randn(2, 2, 8, 8)
+    labels = torch.randint(0, 2, (2, 32, 32))
+    labels[1, 20:] = 255
+    ours = head.loss_by_feat(logits, _samples(labels))
+    theirs = BaseDecodeHead.loss_by_feat(head, logits, _samples(labels))
+    assert set(ours) == set(theirs) == {'loss_dice', 'loss_ce', 'acc_seg'}
+    for key in ours:
+        torch.testing.assert_close(ours[key], theirs[key].reshape(()), msg=key)
+    metas = [dict(img_shape=(30, 28), pad_shape=(32, 32))]
+    torch.testing.assert_close(head.predict_by_feat(logits, metas),
+                               BaseDecodeHead.predict_by_feat(head, logits, metas))
+
+
+def test_loss_without_accuracy_and_without_host_synchronisation():
+    """On meta tensors (no data) any data-dependent branch or .item() would raise."""
+    head = SimpleDecodingHead(**TINY, log_accuracy=False)
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    assert set(head.loss_by_feat(torch.randn(2, 2, 8, 8), _samples(labels))) == {'loss_dice'}
+    head = SimpleDecodingHead(**TINY).to('meta')
+    feats = [f.to('meta') for f in _feats(size=(8, 8))]
+    losses = head.loss(feats, _samples(labels.to('meta')), None)
+    assert {k: v.device.type for k, v in losses.items()} == dict(loss_dice='meta',
+                                                                acc_seg='meta')

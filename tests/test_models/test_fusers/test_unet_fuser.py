@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmrisfusion.models.fusers import UNetFuser
 from mmrisfusion.models.layers import BaseFusionBlock
@@ -139,6 +140,27 @@ def test_fills_in_only_the_arguments_a_block_declares():
         _tiny(fusion_block=dict(type='ConcatConvFusion', in_channels=7))
     with pytest.raises(TypeError, match='NotABlock must say .* requires_text'):
         _tiny(fusion_block=dict(type=NotABlock))
+
+
+def test_norm_cfg_reaches_every_norm_and_keeps_the_parameter_names():
+    """A SyncBN config (multi-GPU) switches every BN of the UNet and of the fusion blocks
+    that take a norm_cfg; the state-dict keys stay the published ones."""
+
+    def norms(fuser, kind):
+        found = [m for m in fuser.modules() if isinstance(m, _BatchNorm)]
+        assert all(isinstance(m, kind) for m in found)
+        return len(found)
+
+    block = dict(type='ConcatConvFusion')
+    bn, sync = _tiny(fusion_block=block), _tiny(fusion_block=block,
+                                                 norm_cfg=dict(type='SyncBN'))
+    # 8 encoder and 3 decoder units with two norms each, one in each of the 2 fusion blocks
+    assert norms(sync, torch.nn.SyncBatchNorm) == norms(bn, torch.nn.BatchNorm2d) == 24
+    assert list(sync.state_dict()) == list(bn.state_dict())
+    own = _tiny(fusion_block=dict(block, norm_cfg=dict(type='BN')),
+                norm_cfg=dict(type='SyncBN'))
+    assert isinstance(own.net.lang_l3.conv[1], torch.nn.BatchNorm2d)  # its config wins
+    assert isinstance(own.net.y_inc.block[1], torch.nn.SyncBatchNorm)
 
 
 def test_gray_ir_with_one_channel_statistics():

@@ -1,9 +1,13 @@
 """CLIP encoders: local loading, frozen weights kept out of checkpoints, clear errors."""
+import pickle
+from typing import Tuple
+
 import pytest
 import torch
 
 from mmrisfusion.models.clip import HFCLIPEncoder, OpenCLIPEncoder, load_openai_clip_state_dict
 from mmrisfusion.registry import MODELS
+from mmrisfusion.utils.checkpoint import load_torchscript_weights
 
 
 def _check_encoder(encoder, size: int) -> None:
@@ -52,8 +56,12 @@ def test_openclip_encoder(openai_clip_file):
                                ref.encode_image(pixels, normalize=True))
 
 
-def test_openclip_torchscript_archive(openai_clip_file, tmp_path):
-    """OpenAI's released file is a TorchScript archive: its weights are read too."""
+def test_openclip_torchscript_archive(openai_clip_file, tmp_path, monkeypatch):
+    """OpenAI's released file is a TorchScript archive: its weights are read too, without
+    torch.jit.load (which compiles and runs the archive's code)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError('torch.jit.load runs the archive\'s code')
+
     state = torch.load(openai_clip_file, weights_only=True)
 
     class Holder(torch.nn.Module):
@@ -73,10 +81,43 @@ def test_openclip_torchscript_archive(openai_clip_file, tmp_path):
 
     archive = tmp_path / 'ViT-B-32.pt'
     torch.jit.script(Holder()).save(str(archive))
+    monkeypatch.setattr(torch.jit, 'load', refuse)
     loaded = load_openai_clip_state_dict(str(archive))
     assert loaded.keys() == state.keys()
     for key, value in state.items():
         torch.testing.assert_close(loaded[key], value)
+
+
+class RestoresItself(torch.nn.Module):
+    """A module whose TorchScript __setstate__, run by torch.jit.load, changes its weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return x * self.weight
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[torch.Tensor, bool]:
+        return self.weight, self.training
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[torch.Tensor, bool]) -> None:
+        self.weight = state[0] * 42
+        self.training = state[1]
+
+
+def test_torchscript_code_never_runs(tmp_path):
+    archive = tmp_path / 'ViT-B-32.pt'
+    torch.jit.script(RestoresItself()).save(str(archive))
+    ran = torch.jit.load(str(archive)).state_dict()['weight']
+    assert (ran == 42).all()  # what loading it with torch.jit.load does: its code runs
+    with pytest.raises(pickle.UnpicklingError, match=r'ViT-B-32.pt: RestoresItself .* '
+                       r'restores itself with its own code \(__setstate__\)'):
+        load_torchscript_weights(str(archive))
+    with pytest.raises(pickle.UnpicklingError, match='__setstate__'):
+        OpenCLIPEncoder(checkpoint=str(archive))
 
 
 def test_missing_clip_files_give_clear_errors(tmp_path, hf_clip_dir):

@@ -12,7 +12,7 @@ from mmrisfusion.models.losses import (
     image_entropy,
     similarity_loss,
 )
-from mmrisfusion.models.utils import apply_affine_crops, random_affine_crop_params
+from mmrisfusion.models.utils import cut_patches, sample_affine_crops
 from mmrisfusion.registry import MODELS
 
 E1, E2, E3 = torch.eye(3)
@@ -93,7 +93,7 @@ def test_gradients_reach_fused_image(clip):
         assert leaf.grad.abs().sum() > 0, name
 
 
-def test_entropy_filter_and_mean_over_all_patches(clip, monkeypatch):
+def test_entropy_filter_and_mean_over_all_patches(clip):
     torch.manual_seed(0)
     noise = torch.rand(3, 1, 64, 64)
     flat = torch.full((3, 1, 64, 64), 0.5)
@@ -101,37 +101,51 @@ def test_entropy_filter_and_mean_over_all_patches(clip, monkeypatch):
     vis = torch.stack([noise[0], flat[1], noise[2]])
     ir = torch.stack([noise[1], noise[0], flat[2]])
     fused = torch.rand(3, 1, 64, 64)
-    theta = random_affine_crop_params(4, 64, 64, torch.full((4, ), 40.0))
-    monkeypatch.setattr(clip_losses, 'random_affine_crop_params', lambda *a, **k: theta)
+    crops = sample_affine_crops(4, 40, 64, 64)
     loss = CLIPLanguageLoss(clip=clip, num_patches=4)
     vis_emb, ir_emb = clip.encode_image(vis), clip.encode_image(ir)
-    value, keep = loss.patch_loss(fused, vis, ir, vis_emb, ir_emb)
+    value, keep = loss.patch_loss(fused, vis, ir, vis_emb, ir_emb, crops)
     assert keep.tolist() == [True, False, False] * 4
-    patches = apply_affine_crops(fused, theta, clip.image_size)
+    patches = cut_patches(fused, crops, clip.image_size)
     per_patch = directional_loss(clip.encode_image(patches), vis_emb.repeat(4, 1),
                                  ir_emb.repeat(4, 1), loss.target_txt, loss.vis_txt,
                                  loss.ir_txt)
     # Rejected patches add 0 but count: the mean is over all 12 patches.
     torch.testing.assert_close(value, per_patch[keep].sum() / 12)
+    # The same crops through forward give the same term.
+    terms = CLIPLanguageLoss(clip=clip, num_patches=4, sim_weight=0, global_weight=0,
+                             return_terms=True)(fused, vis, ir, patch_crops=crops)
+    torch.testing.assert_close(terms['loss_clip_patch'], 10.0 * value)
 
 
 def test_same_crop_for_vis_ir_and_fused(clip, monkeypatch):
     seen = []
 
-    def spy(images, theta, size, padding_mode='zeros'):
-        seen.append(theta.clone())
-        return apply_affine_crops(images, theta, size, padding_mode)
+    def spy(images, crops, size):
+        seen.append(crops)
+        return cut_patches(images, crops, size)
 
-    monkeypatch.setattr(clip_losses, 'apply_affine_crops', spy)
+    monkeypatch.setattr(clip_losses, 'cut_patches', spy)
     loss = CLIPLanguageLoss(clip=clip, num_patches=3, sim_weight=0, global_weight=0)
     image = torch.rand(2, 1, 48, 48)
     loss(image, image.clone(), image.clone())
-    assert len(seen) == 3
-    for theta in seen[1:]:
-        torch.testing.assert_close(theta, seen[0])
-    # And the same crop of identical images gives identical patches.
-    patches = [apply_affine_crops(image, theta, 32) for theta in seen]
-    torch.testing.assert_close(patches[0], patches[2])
+    assert len(seen) == 3 and all(crops is seen[0] for crops in seen)
+
+
+def test_one_patch_side_per_step_and_vertical_shifts_only(clip):
+    """Published sampler: one side int(min(H, W) * U(0.5, 0.8)) for all crops of a step,
+    RandomAffine translate=(0, 0.1): no horizontal shift, up to 10% vertical."""
+    loss = CLIPLanguageLoss(clip=clip, num_patches=32)
+    torch.manual_seed(0)
+    sides = set()
+    for _ in range(40):
+        crops = loss.sample_patch_crops(224, 300)
+        assert isinstance(crops.side, int) and len(crops) == 32
+        assert int(224 * 0.5) <= crops.side <= int(224 * 0.8)
+        assert (crops.translate[:, 0] == 0).all()
+        assert crops.translate[:, 1].abs().max() <= round(0.1 * crops.side)
+        sides.add(crops.side)
+    assert len(sides) > 10  # a new side every step
 
 
 def test_registered_and_checked(hf_clip_dir):
@@ -145,5 +159,7 @@ def test_registered_and_checked(hf_clip_dir):
         CLIPLanguageLoss()
     with pytest.raises(ValueError, match="start with 'loss_'"):
         CLIPLanguageLoss(clip=loss.clip, loss_name='clip')
+    with pytest.raises(ValueError, match='translate'):
+        CLIPLanguageLoss(clip=loss.clip, translate=0.1)
     with pytest.raises(ValueError, match=r'fused_y.*\(B, 1, H, W\)'):
         loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))

@@ -5,7 +5,13 @@ import torch
 from PIL import Image
 
 from mmrisfusion.models.segmentors import FusionModel
-from mmrisfusion.models.utils.color import normalize, rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
+from mmrisfusion.models.utils.color import (
+    normalize,
+    rgb_to_luma,
+    rgb_to_luma_uint8,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+)
 from mmrisfusion.structures import RISDataSample
 
 MEAN = torch.tensor([123.675, 116.28, 103.53]) / 255
@@ -87,6 +93,21 @@ def test_train_crops(hf_clip_dir):
     assert min(stds) >= 0.05
     with pytest.raises(KeyError, match='unknown keys'):
         tiny_model(hf_clip_dir, train_crop=dict(side=16))
+
+
+def test_training_vis_luma_is_8_bit_as_published(hf_clip_dir, data_dir):
+    inputs = real_pair(data_dir)
+    vis = inputs['vis'] * STD.view(1, 3, 1, 1) + MEAN.view(1, 3, 1, 1)
+    model = tiny_model(hf_clip_dir)
+    assert model.train_vis_luma == 'uint8'
+    train_y, _ = model.lumas(inputs, train=True)
+    torch.testing.assert_close(train_y, rgb_to_luma_uint8(vis), rtol=0, atol=0)
+    # Inference, and training with the float option, use the float luma.
+    torch.testing.assert_close(model.lumas(inputs)[0], rgb_to_luma(vis))
+    float_model = tiny_model(hf_clip_dir, train_vis_luma='float')
+    torch.testing.assert_close(float_model.lumas(inputs, train=True)[0], rgb_to_luma(vis))
+    with pytest.raises(ValueError, match='train_vis_luma'):
+        tiny_model(hf_clip_dir, train_vis_luma='uint16')
 
 
 def test_tiny_training_lowers_the_loss(hf_clip_dir, data_dir):

@@ -30,7 +30,8 @@ def test_config_parses(path):
     if cfg.model.type == 'FusionModel':
         terms = cfg.model.losses
         assert cfg.val_evaluator.type == 'FusionMetric'
-        assert cfg.train_dataloader.dataset.type == 'IVIFFolderDataset'
+        assert cfg.train_dataloader.dataset.type == 'RepeatDataset'
+        assert cfg.train_dataloader.dataset.dataset.type == 'IVIFFolderDataset'
     else:
         assert cfg.model.type == 'RISFusion'
         terms = cfg.model.fusion_losses
@@ -43,9 +44,73 @@ def test_published_recipe_values():
     assert (clip_loss.sim_weight, clip_loss.global_weight, clip_loss.patch_weight,
             vgg_loss.loss_weight) == (6.0, 2.0, 10.0, 10.0)
     assert clip_loss.num_patches == 32 and clip_loss.entropy_threshold == 6.0
+    assert clip_loss.patch_side_range == (0.5, 0.8) and clip_loss.translate == (0.0, 0.1)
+    assert vgg_loss.layer_indices == (6, 11, 22)  # after the ReLUs, as the published code
+    assert cfg.model.fuser.output_crop == 'top_left' and cfg.model.train_vis_luma == 'uint8'
+    assert cfg.model.train_crop.translate == (0.0, 0.1) and cfg.randomness.seed == 3407
     assert cfg.model.input_noise_std == 0.03 and cfg.model.train_crop.size == 224
     assert cfg.optim_wrapper.optimizer.type == 'Adam' and cfg.optim_wrapper.optimizer.lr == 5e-4
     assert cfg.train_dataloader.batch_size == 16 and cfg.train_cfg.max_epochs == 100
+
+
+#: RoadScene's pairs, the published training set size of our config.
+ROADSCENE_PAIRS = 221
+
+
+def lr_per_iteration(cfg, iterations_per_epoch: int) -> list:
+    """The lr of every iteration, epoch by epoch, as mmengine's ParamSchedulerHook steps the
+    config's schedulers (iteration-based ones after each iteration, epoch-based ones after each
+    epoch)."""
+    from mmengine.registry import PARAM_SCHEDULERS
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
+    schedulers = [PARAM_SCHEDULERS.build(copy.deepcopy(c), default_args=dict(
+        optimizer=optimizer, epoch_length=iterations_per_epoch)) for c in cfg.param_scheduler]
+    lrs = []
+    for _ in range(cfg.train_cfg.max_epochs):
+        lrs.append([])
+        for _ in range(iterations_per_epoch):
+            lrs[-1].append(optimizer.param_groups[0]['lr'])
+            optimizer.step()
+            for scheduler in schedulers:
+                if not scheduler.by_epoch:
+                    scheduler.step()
+        for scheduler in schedulers:
+            if scheduler.by_epoch:
+                scheduler.step()
+    return lrs
+
+
+def published_intent_lr(epoch: int, iteration: int, iterations_per_epoch: int,
+                        base_lr: float = 5e-4) -> float:
+    """The published config's schedule (epochs counted from 1): a LambdaLR warm-up
+    ``(i + 1) / N`` over the first epoch, then MultiStepLR(milestones=[50, 60, ..., 100],
+    gamma=0.5) stepped after every epoch."""
+    warm = (iteration + 1) / iterations_per_epoch if epoch == 1 else 1.0
+    halvings = sum(milestone <= epoch - 1 for milestone in (50, 60, 70, 80, 90, 100))
+    return base_lr * warm * 0.5**halvings
+
+
+def test_published_schedule():
+    """100 epochs of 10 passes over RoadScene (138 iterations), one warm-up epoch, halving
+    at 50, 60, ..., 100: the lr of epochs 1, 50, 59, 60, 99 against the published intent."""
+    cfg = Config.fromfile(str(RECIPE))
+    loader = cfg.train_dataloader
+    assert loader.dataset.type == 'RepeatDataset' and loader.drop_last
+    per_epoch = ROADSCENE_PAIRS * loader.dataset.times // loader.batch_size
+    assert per_epoch == 138 and per_epoch * cfg.train_cfg.max_epochs == 13_800
+    lrs = lr_per_iteration(cfg, per_epoch)
+    for epoch in (50, 59, 60, 99):  # counted from 1, as mmengine's log prints them
+        expected = published_intent_lr(epoch, 0, per_epoch)
+        assert lrs[epoch - 1] == pytest.approx([expected] * per_epoch, rel=1e-9), epoch
+    assert lrs[49][0] == pytest.approx(5e-4) and lrs[50][0] == pytest.approx(2.5e-4)
+    assert lrs[59][0] == pytest.approx(2.5e-4) and lrs[60][0] == pytest.approx(1.25e-4)
+    assert lrs[98][0] == pytest.approx(5e-4 / 32)
+    # Warm-up: the published lr (i + 1) / 138 at iteration i of epoch 1, 5e-4 at its end.
+    expected = [published_intent_lr(1, i, per_epoch) for i in range(per_epoch)]
+    assert lrs[0] == pytest.approx(expected, rel=1e-9)
+    assert lrs[0][0] == pytest.approx(5e-4 / 138) and lrs[0][-1] == pytest.approx(5e-4)
+    assert lrs[1][0] == pytest.approx(5e-4)
 
 
 def test_missing_pretrained_files_are_named(hf_clip_dir):
@@ -89,8 +154,8 @@ def test_tiny_config_trains_lowers_the_loss_and_evaluates(tmp_path, hf_clip_dir,
     cfg.work_dir = str(tmp_path)
     cfg.model.losses[0].clip.pretrained = str(hf_clip_dir)
     ivif = data_dir / 'ivif'
-    cfg.train_dataloader.dataset.data_root = str(ivif / 'roadscene')
-    cfg.train_dataloader.dataset.indices = 2
+    cfg.train_dataloader.dataset.dataset.data_root = str(ivif / 'roadscene')
+    cfg.train_dataloader.dataset.dataset.indices = 2
     cfg.val_dataloader.dataset.data_root = str(ivif / 'tno')
     cfg.test_dataloader.dataset.data_root = str(ivif / 'tno')
     cfg.val_dataloader.dataset.indices = cfg.test_dataloader.dataset.indices = 1

@@ -55,3 +55,21 @@ def test_bad_input_is_named():
         loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match=r'found \[2\]'):
         loss(torch.zeros(1, 2, 4, 4), torch.full((1, 4, 4), 2))
+
+
+def test_no_host_synchronisation_and_float32_under_autocast():
+    """Meta tensors raise on any data-dependent branch or .item(): none in the loss."""
+    logits = torch.randn(2, 2, 8, 8, device='meta', requires_grad=True)
+    label = torch.zeros(2, 8, 8, dtype=torch.long, device='meta')
+    loss = WeightedCrossEntropyLoss().to('meta')(logits, label,
+                                                 weight=torch.ones(2, 8, 8, device='meta'))
+    assert loss.shape == () and loss.device.type == 'meta'
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 16, 16, generator=g).bfloat16()
+    label = torch.randint(0, 2, (2, 16, 16), generator=g)
+    label[0, 0] = 255
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = WeightedCrossEntropyLoss()(logits, label)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, WeightedCrossEntropyLoss()(logits.float(), label),
+                               rtol=0, atol=0)

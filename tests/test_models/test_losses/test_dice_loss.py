@@ -68,3 +68,26 @@ def test_bad_input_is_named():
         loss(torch.zeros(1, 2, 4, 4), torch.full((1, 4, 4), 3))
     with pytest.raises(ValueError, match='loss_'):
         TwoClassDiceLoss(loss_name='dice')
+
+
+def test_no_host_synchronisation():
+    """On meta tensors (no data) any data-dependent branch, shape or .item() would raise:
+    the loss queues its work on a GPU without waiting for it."""
+    logits = torch.randn(2, 2, 8, 8, device='meta', requires_grad=True)
+    label = torch.zeros(2, 8, 8, dtype=torch.long, device='meta')
+    loss = TwoClassDiceLoss()(logits, label, weight=torch.ones(2, 8, 8, device='meta'))
+    assert loss.shape == () and loss.device.type == 'meta'
+    loss.backward()
+    assert logits.grad.shape == logits.shape
+
+
+def test_float32_sums_under_autocast():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 48, 48, generator=g).bfloat16()  # what autocast gives
+    label = torch.randint(0, 2, (2, 48, 48), generator=g)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = TwoClassDiceLoss()(logits, label)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, TwoClassDiceLoss()(logits.float(), label), rtol=0, atol=0)
+    double = TwoClassDiceLoss()(logits.double(), label)
+    assert double.dtype == torch.float64  # higher precision is kept

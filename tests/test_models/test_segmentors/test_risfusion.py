@@ -91,10 +91,43 @@ def test_loss_mode_keys_values_and_gradients(model):
 
     total, _ = model.parse_losses(losses)
     total.backward()
+    # Every trainable parameter gets a gradient, so DDP needs no find_unused_parameters. The
+    # last stage's language gate (it would update X after the last stage, where nothing reads
+    # X any more, as in LAVT) keeps its weights for the checkpoints but is frozen.
     no_grad = {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
-    # Only the last stage's language gate is unused: as in LAVT, it updates X after the last
-    # stage, where nothing reads X any more (hence find_unused_parameters=True for DDP).
-    assert no_grad == {'backbone.lang_gates.3.fc1.weight', 'backbone.lang_gates.3.fc2.weight'}
+    assert no_grad == set()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {'backbone.lang_gates.3.fc1.weight', 'backbone.lang_gates.3.fc2.weight'}
+
+
+def test_activation_checkpointing_gives_the_same_step(cfg):
+    """with_cp in the Swin blocks, the PWAMs and the fuser: same losses, gradients and BN
+    statistics in training mode (dropout, drop-path and BN active)."""
+    runs = []
+    for with_cp in (False, True):
+        model_cfg = copy.deepcopy(cfg.model)
+        model_cfg.backbone.with_cp = with_cp
+        model_cfg.fuser.with_cp = with_cp
+        torch.manual_seed(0)
+        model = MODELS.build(model_cfg).train()
+        calls = []
+        for part in (model.backbone.stages[3].blocks[0], model.backbone.pwams[3],
+                     model.fuser.net.y_inc, model.fuser.net.lang_l4, model.fuser.net.u1):
+            part.register_forward_pre_hook(lambda module, args: calls.append(module))
+        data = _preprocessed(model)
+        torch.manual_seed(1)
+        losses = model(**data, mode='loss')
+        model.parse_losses(losses)[0].backward()
+        # With checkpointing, the backward runs each part's forward a second time.
+        assert len(calls) == 5 * (2 if with_cp else 1)
+        runs.append((model, losses))
+    (plain, plain_losses), (cp, cp_losses) = runs
+    torch.testing.assert_close(cp_losses, plain_losses, rtol=0, atol=0)
+    for (name, p_plain), p_cp in zip(plain.named_parameters(), cp.parameters()):
+        if p_plain.requires_grad:
+            torch.testing.assert_close(p_cp.grad, p_plain.grad, rtol=0, atol=0, msg=name)
+    for (name, b_plain), b_cp in zip(plain.named_buffers(), cp.buffers()):
+        torch.testing.assert_close(b_cp, b_plain, rtol=0, atol=0, msg=name)
 
 
 def test_fusion_loss_trains_fuser_and_text_but_not_segmentation(model):
@@ -209,6 +242,55 @@ def test_forward_with_text_feats_matches_the_full_path(model):
         torch.testing.assert_close(logits, model(inputs, mode='tensor'))
     assert fused.shape == (2, 3, 64, 64)
     assert [f.shape[1:] for f in feats] == [(16, 16, 16), (32, 8, 8), (64, 4, 4), (128, 2, 2)]
+
+
+def test_forward_traces_without_graph_breaks(model):
+    """torch.compile (the runtime config's compile option) captures the whole forward, in
+    the tensor mode (inference) and the loss mode (training), as one graph."""
+    data = _preprocessed(model)
+    torch._dynamo.reset()
+    try:
+        model.eval()
+        tensor = torch._dynamo.explain(lambda inputs: model(inputs, mode='tensor'))
+        model.train()
+        loss = torch._dynamo.explain(lambda inputs: model(inputs, data['data_samples'],
+                                                          mode='loss'))
+        for explained in (tensor(data['inputs']), loss(data['inputs'])):
+            assert explained.graph_break_count == 0, explained.break_reasons
+            assert explained.graph_count == 1
+    finally:
+        torch._dynamo.reset()
+
+
+def test_compiled_train_step_matches_eager_and_compiles_once(cfg):
+    """What mmengine's compile=dict(dynamic=False) does: torch.compile(model.train_step).
+    Three steps on batches with new metainfo and a learning rate that changes every step,
+    as the schedulers do: the losses of eager mode, and no recompilation after the first
+    step (the data preprocessor and the parameter update run eagerly)."""
+    losses = []
+    torch._dynamo.reset()
+    try:
+        for compiled in (False, True):
+            torch.manual_seed(0)
+            model = MODELS.build(copy.deepcopy(cfg.model)).train()
+            optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+            step = (torch.compile(model.train_step, backend='eager', dynamic=False)
+                    if compiled else model.train_step)
+            run = []
+            for i in range(3):
+                batch = _raw_batch()
+                for k, sample in enumerate(batch['data_samples']):
+                    sample.set_metainfo(dict(img_name=f'{i}_{k}.png', sample_idx=2 * i + k))
+                for group in optim_wrapper.param_groups:
+                    group['lr'] *= 0.9
+                torch.manual_seed(i)
+                with torch._dynamo.config.patch(error_on_recompile=compiled and i > 0):
+                    run.append(step(batch, optim_wrapper)['loss'].detach())
+            losses.append(torch.stack(run))
+    finally:
+        torch._dynamo.reset()
+    torch.testing.assert_close(losses[1], losses[0])
+    assert not torch.equal(losses[0][0], losses[0][2])  # the parameters did change
 
 
 def test_train_step_and_val_step(cfg, model):

@@ -123,3 +123,7 @@ def test_errors(tmp_path):
     enc = HFTextEncoder(hf_config=TINY_BERT)
     with pytest.raises(ValueError, match=r'\(B, T\)'):
         enc(torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 4, dtype=torch.long))
+    # a tokenizer's max_length above the encoder's positions: say which key and the limit
+    with pytest.raises(ValueError, match=r'expressions of 65 tokens, but the text encoder has '
+                       r'64 positions .* max_length of TokenizeText .* at most 64'):
+        enc(torch.zeros(2, 65, dtype=torch.long), torch.ones(2, 65, dtype=torch.long))

@@ -9,6 +9,7 @@ from mmrisfusion.models.utils import (
     denormalize,
     normalize,
     rgb_to_luma,
+    rgb_to_luma_uint8,
     rgb_to_ycbcr,
     ycbcr_to_rgb,
 )
@@ -34,6 +35,25 @@ def test_ycbcr_round_trip_and_luma():
     gray = rgb[:, :1]
     torch.testing.assert_close(rgb_to_luma(gray.expand(-1, 3, -1, -1)), gray)
     assert rgb_to_luma(gray) is gray
+
+
+def test_uint8_luma_is_opencvs():
+    """OpenCV's COLOR_RGB2YCrCb Y of 8-bit images (LDFusion's training luma), bit for bit,
+    also from ImageNet-normalised float32 inputs as the model sees them."""
+    import cv2
+    import numpy as np
+    gen = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 256, (1, 3, 64, 64), generator=gen, dtype=torch.uint8)
+    expected = cv2.cvtColor(rgb[0].permute(1, 2, 0).numpy(), cv2.COLOR_RGB2YCrCb)[..., 0]
+    mean, std = torch.tensor(IMAGENET_MEAN_255), torch.tensor(IMAGENET_STD_255)
+    normalised = normalize(rgb.float(), mean, std)
+    recovered = denormalize(normalised, torch.tensor(IMAGENET_MEAN_01),
+                            torch.tensor(IMAGENET_STD_01))
+    luma = rgb_to_luma_uint8(recovered)
+    assert luma.shape == (1, 1, 64, 64)
+    np.testing.assert_array_equal((luma[0, 0] * 255).round().byte().numpy(), expected)
+    # The float luma rounded to 8 bits; OpenCV's 14-bit coefficients move it by < 0.02 level.
+    assert ((luma - rgb_to_luma(rgb.float() / 255)).abs() <= 0.52 / 255).all()
 
 
 def test_normalize_round_trip_and_clamp():
