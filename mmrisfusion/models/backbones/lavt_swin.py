@@ -154,8 +154,10 @@ class ShiftWindowAttention(nn.Module):
             qkv = torch.roll(qkv, shifts=(-shift, -shift), dims=(1, 2))
         # (B, rows, Wh, cols, Ww, 3, heads, d) -> (3, B, rows, cols, heads, Wh, Ww, d)
         qkv = qkv.view(batch, rows, window, cols, window, 3, heads, channels // heads)
-        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, -1, heads, window**2,
-                                                          channels // heads)
+        # contiguous().view(), not reshape(): torch.export (ONNX) mis-decomposes the reshape
+        # of this permutation when a side has one window
+        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).contiguous().view(3, -1, heads, window**2,
+                                                                    channels // heads)
         mask = self._attention_mask(rows * window, cols * window)
         if shift:  # the mask differs per window: one batch entry per image
             qkv = qkv.view(3, batch, -1, window**2, channels // heads)
@@ -164,8 +166,8 @@ class ShiftWindowAttention(nn.Module):
             dropout_p=msa.attn_drop.p if self.training else 0.0, scale=msa.scale)
         # (B, rows, cols, heads, Wh, Ww, d) -> (B, rows, Wh, cols, Ww, heads, d)
         out = out.view(batch, rows, cols, heads, window, window, channels // heads)
-        out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(batch, rows * window, cols * window,
-                                                       channels)
+        out = out.permute(0, 1, 4, 2, 5, 3, 6).contiguous().view(batch, rows * window,
+                                                                 cols * window, channels)
         if shift:
             out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
         if pad_b or pad_r:
