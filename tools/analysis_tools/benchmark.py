@@ -412,6 +412,19 @@ def summarise(times: List[float], batch_size: int) -> Dict[str, float]:
                 min_ms=1e3 * min(times), samples_per_s=batch_size / median)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux: ``/proc/cpuinfo``), its core count and torch's kernels."""
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path('/proc/cpuinfo')
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith('model name'):
+                name = line.split(':', 1)[1].strip()
+                break
+    return (f'{name}, {os.cpu_count()} cores, '
+            f'{torch.backends.cpu.get_cpu_capability()} kernels')
+
+
 def load_line() -> str:
     """The load averages, as ``uptime`` prints them."""
     return ', '.join(f'{v:.2f}' for v in os.getloadavg())
@@ -485,7 +498,7 @@ def main() -> None:
     device = torch.device(args.device)
     report = dict(config=args.config, device=str(device),
                   device_name=(torch.cuda.get_device_name(device) if device.type == 'cuda'
-                               else platform.processor() or platform.machine()),
+                               else cpu_name()),
                   torch_threads=torch.get_num_threads(), iters=args.iters, warmup=args.warmup,
                   rounds=args.rounds, synthetic=args.synthetic, baseline=args.baseline,
                   load_start=load_line(),
