@@ -50,7 +50,7 @@ WEIGHT_INITIALIZERS = Registry('weight initializer', parent=mmseg.WEIGHT_INITIAL
 OPTIMIZERS = Registry('optimizer', parent=mmseg.OPTIMIZERS, scope='mmrisfusion',
                       locations=['mmseg.engine.optimizers'])
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=mmseg.OPTIM_WRAPPERS, scope='mmrisfusion',
-                          locations=['mmseg.engine.optimizers'])
+                          locations=['mmrisfusion.engine', 'mmseg.engine.optimizers'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor', parent=mmseg.OPTIM_WRAPPER_CONSTRUCTORS,
     scope='mmrisfusion', locations=['mmrisfusion.engine.optimizers', 'mmseg.engine.optimizers'])

@@ -2,6 +2,7 @@
 
 Examples:
     python tools/test.py CONFIG work_dirs/x/best_oIoU_iter_4000.pth --out-dir results/x
+    python tools/test.py CONFIG CKPT --amp      # bfloat16 on the CPU, float16 on a GPU
     bash tools/dist_test.sh CONFIG CKPT 8 --out-dir results/x
 
 ``--out-dir DIR`` writes ``fused/``, ``masks/``, ``overlays/`` (prediction in red on the
@@ -38,6 +39,8 @@ def parse_args() -> argparse.Namespace:
                         'metrics.json here')
     parser.add_argument('--panels', action='store_true', help='with --out-dir, also write '
                         'captioned VIS/IR/fused/prediction/GT panels')
+    parser.add_argument('--amp', action='store_true', help='mixed precision: bfloat16 '
+                        'autocast on the CPU, float16 on a GPU (metrics stay float32)')
     parser.add_argument('--work-dir', help='where the logs go (default: the config\'s '
                         'work_dir, else work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -68,6 +71,9 @@ def main() -> None:
     # Runner, whose load_from is non-strict and knows only torch.load.
     cfg.load_from = None
     cfg.resume = False
+    if args.amp:
+        # mmengine's TestLoop autocasts with fp16=True: float16 on a GPU, bfloat16 on the CPU.
+        cfg.test_cfg = dict(cfg.get('test_cfg') or dict(type='TestLoop'), fp16=True)
     if args.panels and args.out_dir is None:
         raise SystemExit('--panels needs --out-dir')
     if args.out_dir is not None:

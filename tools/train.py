@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import os.path as osp
+from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -32,7 +33,11 @@ def parse_args() -> argparse.Namespace:
                         help='resume training: from CKPT, or without a value from the latest '
                         'checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision (needs a GPU)')
+                        help='automatic mixed precision: float16 with loss scaling on a GPU, '
+                        'bfloat16 autocast without one')
+    parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
+                        help='with --amp, the autocast dtype (default: float16 on a GPU, '
+                        'bfloat16 on the CPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the total batch (processes x batch '
                         'per process) over the config\'s auto_scale_lr.base_batch_size')
@@ -49,21 +54,39 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def enable_amp(cfg: Config) -> None:
-    """Switch the config's optimizer wrapper to mmengine's ``AmpOptimWrapper``."""
-    if not torch.cuda.is_available():
-        raise SystemExit('--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper does not run on '
-                         'the CPU); drop --amp')
+def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
+    """Switch the config's optimizer wrapper to mixed precision.
+
+    float16 (the default on a GPU) uses mmengine's ``AmpOptimWrapper`` with the config's
+    ``amp_loss_scale`` (the initial loss scale, set per model where 2^16 overflows), bfloat16
+    (the default without a GPU, where mmengine's wrapper cannot run) our
+    ``AutocastOptimWrapper``, which needs no loss scaler.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        dtype (str, optional): 'float16' or 'bfloat16'. Defaults to None: float16 on a GPU,
+            bfloat16 without one.
+    """
     wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper_type == 'AmpOptimWrapper':
-        print_log('AMP is already enabled in the config.', logger='current',
+    if wrapper_type in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
+        print_log('Mixed precision is already enabled in the config.', logger='current',
                   level=logging.WARNING)
         return
     if wrapper_type != 'OptimWrapper':
         raise SystemExit(f'--amp replaces optim_wrapper.type=OptimWrapper, but the config has '
-                         f'{wrapper_type!r}; set AMP in the config instead')
+                         f'{wrapper_type!r}; set mixed precision in the config instead')
+    if dtype is None:
+        dtype = 'float16' if torch.cuda.is_available() else 'bfloat16'
+    if dtype == 'bfloat16':
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
+        return
+    if not torch.cuda.is_available():
+        raise SystemExit('--amp-dtype float16 needs a CUDA GPU (loss scaling is CUDA\'s); '
+                         'without one --amp trains in bfloat16')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    cfg.optim_wrapper.dtype = 'float16'
+    cfg.optim_wrapper.setdefault('loss_scale', cfg.get('amp_loss_scale', 'dynamic'))
 
 
 def enable_auto_scale_lr(cfg: Config) -> None:
@@ -102,8 +125,10 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp_dtype is not None and not args.amp:
+        raise SystemExit('--amp-dtype needs --amp')
     if args.amp:
-        enable_amp(cfg)
+        enable_amp(cfg, args.amp_dtype)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
     if args.resume is not None:

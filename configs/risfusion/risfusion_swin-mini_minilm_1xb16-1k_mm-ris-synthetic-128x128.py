@@ -36,7 +36,7 @@ val_evaluator = dict(type='RISMetric')
 max_iters = 1000
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-2),
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-2, fused=True),
     paramwise_cfg=dict(custom_keys={'fuser': dict(lr_mult=1.0)}),
     clip_grad=dict(max_norm=1.0))
 param_scheduler = [

@@ -142,6 +142,25 @@ def test_pair_inferencer_loads_the_pair_once(model, pair, monkeypatch):
     assert not torch.allclose(first.logits, second.logits)
 
 
+def test_inference_in_bfloat16(model, pair):
+    """amp=True on the CPU: the network runs in bfloat16 autocast and the results come back
+    in float32, at the same sizes. (How close bf16 gets to float32 is a property of the
+    trained weights, measured in docs/benchmarks.md, not of this random model.)"""
+    vis_path, ir_path = pair
+    dtypes = set()
+    handle = model.backbone.stages[0].blocks[0].register_forward_hook(
+        lambda module, args, out: dtypes.add(out.dtype) and None)
+    try:
+        result = inference_model(model, vis_path, ir_path, TEXT, amp=True)
+    finally:
+        handle.remove()
+    assert dtypes == {torch.bfloat16}
+    reference = inference_model(model, vis_path, ir_path, TEXT)
+    assert result.logits.dtype == torch.float32 and torch.isfinite(result.logits).all()
+    assert result.logits.shape == reference.logits.shape
+    assert result.fused.shape == reference.fused.shape and result.fused.dtype == np.uint8
+
+
 def test_inference_on_an_image_three_pixels_wide(model, pair):
     """The fused image is (H, W, 3) whatever H and W: a (3, 7, 3) tensor is read as its
     channels first, not as 3 rows of 7 pixels."""

@@ -102,6 +102,24 @@ def test_missing_folder_and_size_mismatch(tool, folders, tmp_path, monkeypatch):
              folders['fused'])
 
 
+def test_tool_imports_neither_torch_nor_openmmlab(folders, tmp_path):
+    """The command stays light: its start-up imports numpy and OpenCV, not torch, mmengine,
+    mmcv or mmseg (they took 2 of its 3 seconds), and it still scores."""
+    import os
+    import subprocess
+    probe = (
+        'import runpy, sys\n'
+        f'sys.argv = ["eval_fusion.py", "--ir", {str(folders["ir"])!r}, "--vi", '
+        f'{str(folders["vi"])!r}, "--fused", {str(folders["fused"])!r}, "--metrics", "EN"]\n'
+        f'runpy.run_path({str(TOOL)!r}, run_name="__main__")\n'
+        'heavy = {"torch", "mmengine", "mmcv", "mmseg"} & {m.split(".")[0] for m in sys.modules}\n'
+        'print("heavy:", sorted(heavy))\n')
+    env = dict(os.environ, PYTHONPATH=str(TOOL.parents[1]))
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'heavy: []' in proc.stdout, proc.stdout[-2000:]
+    assert '3 images scored' in proc.stdout
 def test_16_bit_images_need_their_bit_depth(tool, folders, tmp_path, monkeypatch):
     """A 12-bit IR image stored in a 16-bit PNG: refused without --bit-depth (OpenCV's
     8-bit reading keeps the top byte, a 16 times darker image), scored as its 8-bit

@@ -90,15 +90,31 @@ def test_test_writes_results(config, trained, data_root, tmp_path):
 
 
 def test_amp_flag(monkeypatch):
+    """--amp: bfloat16 autocast without a GPU, float16 with the config's loss scale on one."""
     train = runpy.run_path(str(REPO_ROOT / 'tools' / 'train.py'))
-    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW'))))
+
+    def amp_config(**extra):
+        return Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW')),
+                           **extra))
+
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
-        train['enable_amp'](cfg)
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = amp_config()
     train['enable_amp'](cfg)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16' and 'loss_scale' not in cfg.optim_wrapper
+    with pytest.raises(SystemExit, match='float16 needs a CUDA GPU'):
+        train['enable_amp'](amp_config(), 'float16')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = amp_config(amp_loss_scale=dict(init_scale=2.**15))
+    train['enable_amp'](cfg)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'float16'
+    assert cfg.optim_wrapper.loss_scale == dict(init_scale=2.**15)
+    cfg = amp_config()
+    train['enable_amp'](cfg)
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    cfg = amp_config()
+    train['enable_amp'](cfg, 'bfloat16')
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
     other = Config(dict(optim_wrapper=dict(type='MyWrapper')))
     with pytest.raises(SystemExit, match="'MyWrapper'"):
         train['enable_amp'](other)
@@ -119,23 +135,49 @@ def test_train_flags(config, monkeypatch):
     assert cfg.resume and cfg.load_from == 'w/epoch_3.pth' and cfg.train_cfg.max_epochs == 7
 
 
-def test_benchmark(config, data_root, trained, tmp_path, monkeypatch):
-    out = tmp_path / 'bench.json'
-    monkeypatch.setattr(sys, 'argv', [
-        'benchmark.py', config, '--checkpoint', str(trained / 'epoch_1.pth'), '--iters', '2',
-        '--warmup', '0', '--batch-size', '2', '--device', 'cpu', '--threads', '1',
-        '--out', str(out),
-        '--cfg-options', *data_options(data_root)])
+def _run_benchmark(monkeypatch, argv):
+    """tools/analysis_tools/benchmark.py in this process (its folder on sys.path, as when run
+    as a script)."""
+    monkeypatch.setattr(sys, 'argv', ['benchmark.py', *map(str, argv)])
+    monkeypatch.syspath_prepend(str(REPO_ROOT / 'tools' / 'analysis_tools'))
     threads = torch.get_num_threads()
     try:
         runpy.run_path(str(REPO_ROOT / 'tools' / 'analysis_tools' / 'benchmark.py'),
                        run_name='__main__')
     finally:
         torch.set_num_threads(threads)
+
+
+def test_benchmark(config, data_root, trained, tmp_path, monkeypatch):
+    out = tmp_path / 'bench.json'
+    _run_benchmark(monkeypatch, [
+        config, '--checkpoint', trained / 'epoch_1.pth', '--iters', '1', '--warmup', '0',
+        '--batch-size', '2', '--device', 'cpu', '--threads', '1', '--precision', 'fp32', 'bf16',
+        '--profile', '--work-dir', tmp_path / 'work', '--out', out,
+        '--cfg-options', *data_options(data_root)])
     report = json.loads(out.read_text())
-    assert report['train_batch_size'] == 2 and report['iters'] == 2
-    assert report['torch_threads'] == 1
-    assert 0 < report['inference']['min_ms'] <= report['inference']['mean_ms']
-    assert 0 < report['train_step']['min_ms'] <= report['train_step']['mean_ms']
-    assert report['peak_memory_mib']['train'] >= report['peak_memory_mib']['inference'] > 0
-    assert 1.0 < report['params_m'] < 3.0  # the tiny config has 1.7 M parameters
+    assert report['train_batch_size'] == 2 and report['iters'] == 1
+    assert report['torch_threads'] == 1 and report['params_m'] > 0
+    assert set(report['variants']) == {'fp32', 'bf16'}
+    for figures in report['variants'].values():
+        for phase in ('inference', 'train'):
+            assert 0 < figures[phase]['min_ms'] <= figures[phase]['median_ms']
+            assert figures[phase]['samples_per_s'] > 0 and figures[phase]['peak_memory_mib'] > 0
+    # bf16 differs from float32, a little
+    assert 0 < max(report['max_abs_difference']['bf16'].values()) < 1
+    profile = (tmp_path / 'work' / 'profile_current_bf16_train.txt').read_text()
+    assert 'Self CPU' in profile and 'train step in bf16' in profile
+
+
+@pytest.mark.skipif(not (REPO_ROOT / '.git').exists(), reason='needs a git checkout')
+def test_benchmark_against_a_revision(tmp_path, monkeypatch):
+    """--baseline: the same code at HEAD in workers, random inputs; equal outputs."""
+    out = tmp_path / 'bench.json'
+    _run_benchmark(monkeypatch, [
+        REPO_ROOT / 'tests' / 'configs' / 'risfusion_tiny.py', '--synthetic', '64x64',
+        '--batch-size', '1', '--iters', '1', '--warmup', '0', '--threads', '1',
+        '--baseline', 'HEAD', '--out', out])
+    report = json.loads(out.read_text())
+    assert set(report['variants']) == {'fp32', 'baseline HEAD fp32'}
+    # HEAD's model code may differ from the working tree's only where tests are edited
+    assert max(report['max_abs_difference']['baseline HEAD fp32'].values()) <= 1e-4

@@ -81,3 +81,6 @@ model = dict(
     # Masks at the network's resolution, as the published evaluation (its pipeline resizes
     # the ground truth to 480x480 too); 'ori_shape' resizes them to the original images.
     test_cfg=dict(output_shape='img_shape'))
+# `tools/train.py --amp` on a GPU (float16): the first loss scale. mmengine's default 2^16
+# overflows the fuser's gradients for the first steps; 2^15 is clean.
+amp_loss_scale = dict(init_scale=2.**15)

@@ -4,9 +4,12 @@
 # `fuser` attribute), weight decay 1e-2 everywhere. The published code used two AdamW
 # optimisers with these settings; AdamW is per-parameter, so one optimiser with two groups
 # gives the same updates.
+# fused=True: torch's one-kernel AdamW (CPU and GPU), the same update up to float rounding and
+# about 3x faster than the per-parameter loop on CPUs (docs/benchmarks.md).
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=5e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2),
+    optimizer=dict(type='AdamW', lr=5e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                   fused=True),
     paramwise_cfg=dict(custom_keys={'fuser': dict(lr_mult=2.0)}),
     clip_grad=None)
 # Poly decay updated every iteration; mmengine converts the epoch bounds into iterations

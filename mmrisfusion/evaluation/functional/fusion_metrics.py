@@ -463,13 +463,13 @@ def qabf(fused: Array, ir: Array, vis: Array) -> float:
     return num / den if den > 0 else float('nan')
 
 
-def _nabf_strength_angle(gh: Array, gv: Array) -> Tuple[Array, Array]:
-    """Edge strength and orientation of the (already / 8) Sobel responses."""
-    # atan(gv / gh): +-pi/2 where only gh = 0, and 0 where both are 0.
+def _nabf_angle(gh: Array, gv: Array) -> Array:
+    """Edge orientation atan(gv / gh) of the (already / 8) Sobel responses: +-pi/2 where
+    only gh = 0, and 0 where both are 0."""
     ratio = np.divide(gv, gh, out=np.copysign(np.full(gh.shape, np.inf, gh.dtype), gv),
                       where=gh != 0)
     ratio[(gh == 0) & (gv == 0)] = 0
-    return np.sqrt(gh * gh + gv * gv), np.arctan(ratio, out=ratio)
+    return np.arctan(ratio, out=ratio)
 
 
 def _nabf_preservation(g_a: Array, a_a: Array, g_f: Array, a_f: Array) -> Array:
@@ -520,17 +520,18 @@ def nabf(fused: Array, ir: Array, vis: Array, border: str = 'reflect') -> float:
     penalty = 0.0
     weight_sum = 0.0
     for rows in _row_blocks(fused.shape[0]):
-        (g_f, a_f), (g_a, a_a), (g_b, a_b) = (
-            _nabf_strength_angle(gh[rows], gv[rows]) for gh, gv in grads)
+        block = [(gh[rows], gv[rows]) for gh, gv in grads]
+        g_f, g_a, g_b = (np.sqrt(gh * gh + gv * gv) for gh, gv in block)
         w_a = np.where(g_a >= 2, g_a ** 1.5, 0.001)
         w_b = np.where(g_b >= 2, g_b ** 1.5, 0.001)
         weight_sum += float(w_a.sum() + w_b.sum())
         artifact = (g_f > g_a) & (g_f > g_b)
         if artifact.any():
-            q_af = _nabf_preservation(g_a[artifact], a_a[artifact], g_f[artifact],
-                                      a_f[artifact])
-            q_bf = _nabf_preservation(g_b[artifact], a_b[artifact], g_f[artifact],
-                                      a_f[artifact])
+            # Orientations matter only where F has the strongest edge: computed there alone.
+            a_f, a_a, a_b = (_nabf_angle(gh[artifact], gv[artifact]) for gh, gv in block)
+            g_f = g_f[artifact]
+            q_af = _nabf_preservation(g_a[artifact], a_a, g_f, a_f)
+            q_bf = _nabf_preservation(g_b[artifact], a_b, g_f, a_f)
             penalty += float(np.sum((1 - q_af) * w_a[artifact] + (1 - q_bf) * w_b[artifact]))
     return penalty / weight_sum
 

@@ -20,6 +20,7 @@ from torch import Tensor
 from mmrisfusion.registry import MODELS
 
 from ..utils.color import IMAGENET_MEAN_01, IMAGENET_STD_01, StatsType, denormalize, rgb_to_luma
+from ..utils.precision import float32_forward
 from .loss_term import BaseFusionLoss
 
 SOURCES = ('vis', 'ir')
@@ -57,7 +58,12 @@ def _check_source(source: str, name: str) -> str:
     return source
 
 
-def sobel_magnitudes(img: Tensor) -> Tuple[Tensor, Tensor]:
+#: The Sobel kernels ``kx``, ``ky`` as one ``(2, 1, 3, 3)`` conv2d weight.
+SOBEL_KERNELS = torch.tensor([[[[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]]],
+                              [[[1., 2., 1.], [0., 0., 0.], [-1., -2., -1.]]]])
+
+
+def sobel_magnitudes(img: Tensor, kernels: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """``|Gx|`` and ``|Gy|`` of 1-channel images with the Sobel kernels, zero padding 1.
 
     ``kx = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]``, ``ky = [[1, 2, 1], [0, 0, 0],
@@ -65,18 +71,26 @@ def sobel_magnitudes(img: Tensor) -> Tuple[Tensor, Tensor]:
 
     Args:
         img (Tensor): ``(B, 1, H, W)``.
+        kernels (Tensor, optional): :data:`SOBEL_KERNELS` on ``img``'s device and dtype (the
+            loss terms keep them as a buffer, so no call copies them to the device).
+            Defaults to None (:data:`SOBEL_KERNELS`, moved to ``img``).
 
     Returns:
         tuple[Tensor, Tensor]: ``(|Gx|, |Gy|)``, each ``(B, 1, H, W)``.
     """
-    kx = img.new_tensor([[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]])
-    ky = img.new_tensor([[1., 2., 1.], [0., 0., 0.], [-1., -2., -1.]])
-    grads = F.conv2d(img, torch.stack([kx, ky])[:, None], padding=1).abs()
+    if kernels is None:
+        kernels = SOBEL_KERNELS.to(img)
+    grads = F.conv2d(img, kernels, padding=1).abs()
     return grads[:, 0:1], grads[:, 1:2]
 
 
 class _FusionTerm(BaseFusionLoss):
-    """The ``source`` handling of the RIS-FUSION terms compared with one source image."""
+    """The ``source`` handling of the RIS-FUSION terms compared with one source image.
+
+    Every RIS-FUSION term runs in float32 with autocast off (:func:`float32_forward` on
+    ``forward``): in float16/bfloat16, SSIM's variances ``E[x^2] - mu^2`` and the Sobel
+    differences of images in [0, 1] lose their digits (the gradients point anywhere).
+    """
 
     def __init__(self, source: Optional[str], loss_weight: float, loss_name: str) -> None:
         super().__init__(loss_weight, loss_name)
@@ -86,6 +100,19 @@ class _FusionTerm(BaseFusionLoss):
         """Check the inputs and return the reference image named by ``source``."""
         self.check_lumas(fused_y, vis_y, ir_y)
         return vis_y if self.source == 'vis' else ir_y
+
+
+class _SobelTerm(_FusionTerm):
+    """A term on Sobel gradients: the kernels live on the module's device as a buffer."""
+
+    def __init__(self, source: Optional[str], loss_weight: float, loss_name: str) -> None:
+        super().__init__(source, loss_weight, loss_name)
+        # Not persistent: constants, no need to live in checkpoints.
+        self.register_buffer('sobel_kernels', SOBEL_KERNELS.clone(), persistent=False)
+
+    def sobel(self, img: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(|Gx|, |Gy|)`` of ``(B, 1, H, W)`` images (:func:`sobel_magnitudes`)."""
+        return sobel_magnitudes(img, self.sobel_kernels.to(img.dtype))
 
 
 @MODELS.register_module()
@@ -145,6 +172,7 @@ class SSIMLoss(_FusionTerm):
             ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
         return ssim_map.mean()
 
+    @float32_forward
     def forward(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
         """Compute the loss.
 
@@ -175,6 +203,7 @@ class LumaMSELoss(_FusionTerm):
                  loss_name: Optional[str] = None) -> None:
         super().__init__(source, loss_weight, loss_name or f'loss_mse_{source}')
 
+    @float32_forward
     def forward(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
         """Compute the loss.
 
@@ -190,7 +219,7 @@ class LumaMSELoss(_FusionTerm):
 
 
 @MODELS.register_module()
-class SobelL1Loss(_FusionTerm):
+class SobelL1Loss(_SobelTerm):
     """``loss_weight * (L1(|Gx f|, |Gx s|) + L1(|Gy f|, |Gy s|))`` with Sobel gradients.
 
     Args:
@@ -205,6 +234,7 @@ class SobelL1Loss(_FusionTerm):
                  loss_name: Optional[str] = None) -> None:
         super().__init__(source, loss_weight, loss_name or f'loss_sobel_{source}')
 
+    @float32_forward
     def forward(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
         """Compute the loss.
 
@@ -217,12 +247,12 @@ class SobelL1Loss(_FusionTerm):
             Tensor: The scalar loss.
         """
         ref = self._pick(fused_y, vis_y, ir_y)
-        (fx, fy), (rx, ry) = sobel_magnitudes(fused_y), sobel_magnitudes(ref)
+        (fx, fy), (rx, ry) = self.sobel(fused_y), self.sobel(ref)
         return self.loss_weight * (F.l1_loss(fx, rx) + F.l1_loss(fy, ry))
 
 
 @MODELS.register_module()
-class JointGradientLoss(_FusionTerm):
+class JointGradientLoss(_SobelTerm):
     """``loss_weight * (L1(|Gx f|, max(|Gx v|, |Gx i|)) + L1(|Gy f|, max(|Gy v|, |Gy i|)))``.
 
     The fused image should keep the stronger Sobel gradient of the two sources, per pixel
@@ -236,6 +266,7 @@ class JointGradientLoss(_FusionTerm):
     def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_grad') -> None:
         super().__init__(None, loss_weight, loss_name)
 
+    @float32_forward
     def forward(self, fused_y: Tensor, vis_y: Tensor, ir_y: Tensor) -> Tensor:
         """Compute the loss.
 
@@ -248,7 +279,6 @@ class JointGradientLoss(_FusionTerm):
             Tensor: The scalar loss.
         """
         self.check_lumas(fused_y, vis_y, ir_y)
-        (fx, fy), (vx, vy), (ix, iy) = (sobel_magnitudes(fused_y), sobel_magnitudes(vis_y),
-                                        sobel_magnitudes(ir_y))
+        (fx, fy), (vx, vy), (ix, iy) = map(self.sobel, (fused_y, vis_y, ir_y))
         return self.loss_weight * (F.l1_loss(fx, torch.maximum(vx, ix)) +
                                    F.l1_loss(fy, torch.maximum(vy, iy)))

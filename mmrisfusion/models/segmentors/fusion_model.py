@@ -260,7 +260,7 @@ class FusionModel(BaseModel):
             removed, at the network's resolution (not resized to ``ori_shape``), so it
             matches the packed source images that ``FusionMetric`` scores it against.
         """
-        fused = self.fuse(inputs)
+        fused = self.fuse(inputs).float()  # float32 under autocast too, for the metrics
         if data_samples is None:
             data_samples = [RISDataSample() for _ in range(fused.shape[0])]
         for sample, image in zip(data_samples, fused):

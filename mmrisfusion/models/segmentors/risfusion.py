@@ -253,7 +253,9 @@ class RISFusion(BaseSegmentor):
             image (3, h, w) in [0, 1] without padding, at the network's resolution.
         """
         fused, feats = self._run_network(inputs)
-        seg_logits = self._logits(feats, tuple(inputs['vis'].shape[2:]))
+        # float32 whatever the autocast dtype: metrics and saved images are computed from these.
+        seg_logits = self._logits(feats, tuple(inputs['vis'].shape[2:])).float()
+        fused = fused.float()
         if data_samples is None:
             shape = tuple(seg_logits.shape[2:])
             data_samples = [RISDataSample(metainfo=dict(ori_shape=shape, img_shape=shape))

@@ -2,9 +2,10 @@ import copy
 
 import pytest
 import torch
+from mmseg.models.backbones.swin import ShiftWindowMSA
 
 from mmrisfusion.models.backbones import LAVTSwinTransformer
-from mmrisfusion.models.backbones.lavt_swin import SwinPatchMerging
+from mmrisfusion.models.backbones.lavt_swin import ShiftWindowAttention, SwinPatchMerging
 from mmrisfusion.models.layers import PWAM, LanguageGate
 from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
 
@@ -203,3 +204,62 @@ def test_patch_merging_is_the_official_concat_order(size):
     torch.testing.assert_close(merged, torch.stack(expected, dim=1))
     with pytest.raises(ValueError, match='do not form a 4x4 map'):
         merging(tokens, (4, 4))
+
+
+def _mmseg_attention(attn):
+    """mmseg's ShiftWindowMSA around the same parameters: the previous implementation."""
+    ref = ShiftWindowMSA(attn.w_msa.embed_dims, attn.w_msa.num_heads, attn.window_size,
+                         shift_size=attn.shift_size)
+    ref.w_msa, ref.drop = attn.w_msa, attn.drop
+    return ref
+
+
+@pytest.mark.parametrize('shift', [0, 3])
+@pytest.mark.parametrize('hw', [(24, 24), (15, 21)])
+def test_shift_window_attention_is_mmsegs(shift, hw):
+    """Same outputs and gradients as mmseg's ShiftWindowMSA, padded or not, shifted or not,
+    with and without gradients (the fused kernel runs without)."""
+    torch.manual_seed(0)
+    attn = ShiftWindowAttention(ShiftWindowMSA(32, 4, 6, shift_size=shift))
+    torch.nn.init.normal_(attn.w_msa.relative_position_bias_table, std=0.5)
+    ref = _mmseg_attention(attn)
+    x = torch.randn(2, hw[0] * hw[1], 32, requires_grad=True)
+    params = [x, *attn.w_msa.parameters()]
+    ours, theirs = attn(x, hw), ref(x, hw)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+    weight = torch.randn_like(ours)
+    for g_ours, g_theirs in zip(torch.autograd.grad((ours * weight).sum(), params),
+                                torch.autograd.grad((theirs * weight).sum(), params)):
+        torch.testing.assert_close(g_ours, g_theirs, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x, hw), ref(x, hw), rtol=0, atol=1e-5)
+
+
+def test_swin_b_shaped_logits_equal_mmsegs_attention(tiny_ris_config_file):
+    """A reduced Swin-B-shaped RIS-FUSION (window 12, two blocks per stage, so shifted
+    blocks; stages of 24, 12, 6 and 3 tokens a side, the last three padded): logits within
+    1e-4 of the same model with mmseg's window attention, on random inputs."""
+    from mmengine.config import Config
+
+    from mmrisfusion.registry import MODELS
+    from mmrisfusion.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(str(tiny_ris_config_file))
+    cfg.model.backbone.update(window_size=12, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    assert model.backbone.stages[0].blocks[1].attn.shift_size == 6
+    for stage in model.backbone.stages:  # no longer zero: the masks matter
+        for block in stage.blocks:
+            torch.nn.init.normal_(block.attn.w_msa.relative_position_bias_table, std=0.5)
+    vis, ir = torch.randn(2, 3, 96, 96), torch.randn(2, 3, 96, 96)
+    feats, mask = torch.randn(2, 20, cfg.model.backbone.text_dims), torch.ones(2, 20)
+    mask[1, 9:] = 0
+    with torch.no_grad():
+        ours = model.forward_with_text_feats(vis, ir, feats, mask)[2]
+        for stage in model.backbone.stages:
+            for block in stage.blocks:
+                block.attn = _mmseg_attention(block.attn)
+        theirs = model.forward_with_text_feats(vis, ir, feats, mask)[2]
+    assert ours.shape == (2, 2, 96, 96)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-4)

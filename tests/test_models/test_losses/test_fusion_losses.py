@@ -158,3 +158,49 @@ def test_bad_input_is_named():
         LumaMSELoss()(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))
     with pytest.raises(ValueError, match='loss_'):
         JointGradientLoss(loss_name='grad')
+
+
+def _real_lumas(data_dir, name: str):
+    """Luma in [0, 1] of a real VIS/IR pair of tests/data, (1, 1, H, W) float32."""
+    import cv2
+    pair = []
+    for role in ('vi', 'ir'):
+        image = cv2.imread(str(data_dir / 'ivif' / 'tno' / role / name), cv2.IMREAD_COLOR)
+        rgb = torch.from_numpy(image[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+        pair.append(0.299 * rgb[:, :1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:])
+    return pair
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_terms_are_float32_under_autocast(data_dir, dtype):
+    """Under bf16 and fp16 autocast every RIS-FUSION term gives its float32 value and gradient
+    (within 1e-3): the terms run in float32 with autocast off. In low precision SSIM's
+    variances E[x^2] - mu^2 and the Sobel differences lose their digits."""
+    vis, ir = _real_lumas(data_dir, '07.png')  # 256 x 256
+    generator = torch.Generator().manual_seed(0)
+    start = (0.5 * (vis + ir) + 0.05 * torch.randn(vis.shape, generator=generator)).clamp(0, 1)
+    terms = [SSIMLoss('vis'), SSIMLoss('ir'), LumaMSELoss('vis'), LumaMSELoss('ir'),
+             SobelL1Loss('vis'), SobelL1Loss('ir'), JointGradientLoss()]
+    for term in terms:
+        results = []
+        for autocast in (False, True):
+            fused = start.clone().requires_grad_()
+            with torch.autocast('cpu', dtype=dtype, enabled=autocast):
+                value = term(fused, vis, ir)
+            value.backward()
+            results.append((value.detach(), fused.grad))
+        (value32, grad32), (value, grad) = results
+        assert value.dtype == torch.float32
+        assert abs(float(value) - float(value32)) <= 1e-3 * max(1.0, abs(float(value32))), \
+            (term.loss_name, float(value), float(value32))
+        relative = float((grad - grad32).norm() / grad32.norm())
+        assert relative <= 1e-3, (term.loss_name, relative)
+
+
+def test_sobel_kernels_are_a_buffer_on_the_module_device():
+    """The kernels are built once (a non-persistent buffer), not per call."""
+    term = SobelL1Loss()
+    assert 'sobel_kernels' in dict(term.named_buffers())
+    assert 'sobel_kernels' not in term.state_dict()
+    img = torch.rand(1, 1, 8, 8)
+    assert torch.equal(term.sobel(img)[0], sobel_magnitudes(img)[0])
