@@ -39,6 +39,9 @@ print('referring segmentation:', ', '.join(f'{k} {metrics[k]:.2f}' for k in ris 
 print('fusion quality:', ', '.join(f'{k.split("/", 1)[1]} {v:.3f}' for k, v in metrics.items()
                                    if k.startswith('fusion/')))
 PY
+echo "referring segmentation per kind of expression (what singles the target out):"
+$py tools/analysis_tools/ris_by_kind.py "$work_dir/results" "$data/mm_ris_test.parquet" \
+    --out "$work_dir/results/by_kind.json"
 # The README's figure (docs/demo_figure.png): the panels (VIS, IR, fused, prediction, GT,
 # expression) of the first expression of the first four test scenes, stacked, as a
 # 256-colour PNG small enough to commit.
