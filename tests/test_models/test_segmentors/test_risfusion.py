@@ -400,7 +400,7 @@ def test_bf16_train_step_with_dropout_is_finite(cfg):
         name = getattr(module, 'loss_name', 'backbone')
         dtypes[name] = (out[0] if isinstance(out, tuple) else out).dtype
 
-    model.backbone.stages[0].register_forward_hook(record)  # the Swin blocks
+    model.backbone.stages[0].blocks[0].register_forward_hook(record)  # a Swin block
     for term in model.fusion_losses:
         term.register_forward_hook(record)
     # train_step's parts, to see the gradients before the optimizer consumes them
