@@ -2,7 +2,7 @@
 
 Example (the RoadScene test split, our code against the commit before the speed-up)::
 
-    python tools/analysis_tools/benchmark_eval_fusion.py ../shared/data/ivif/roadscene \
+    python tools/analysis_tools/benchmark_eval_fusion.py IVIF_ROOT/roadscene \
         --list test50.txt --baseline HEAD~1 --repeat 5
 
 Two fusions of every listed IR/VIS pair are written as 8-bit PNGs to a temporary folder,
