@@ -20,6 +20,7 @@ Everything is deterministic in ``seed``: scene ``i`` of a split depends only on
 """
 import math
 import os.path as osp
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -43,6 +44,39 @@ CATEGORIES = {
 LIGHTING = (('day', 0.45), ('night', 0.35), ('fog', 0.2))
 ORDINALS = ('first', 'second', 'third', 'fourth')
 HORIZON = 0.4  # the ground starts at this fraction of the image height
+# What singles the target out, as expression_kind() reads it from the words.
+EXPRESSION_KINDS = ('category', 'colour', 'temperature', 'size', 'relation', 'position')
+_POSITION = re.compile(r'\b(?:left|right)most\b|\b(?:on|from) the (?:left|right)\b')
+_SIZE_WORDS = {'big', 'bigger', 'larger', 'small', 'smaller'}
+_TEMPERATURE_WORDS = {'warm', 'hot', 'cold'}
+
+
+def expression_kind(text: str) -> str:
+    """What a synthetic expression uses to single its target out, from its templates.
+
+    ``'position'``: absolute position or order ("the rightmost bicycle", "the person on the
+    left", "the second warm dog from the right"); ``'relation'``: another object ("next to
+    the tree", "left of the car"); ``'size'``; ``'colour'``; ``'temperature'``;
+    ``'category'``: the noun alone. The first that applies, in this order, wins.
+
+    Args:
+        text (str): An expression made by :class:`SyntheticMMRIS`.
+
+    Returns:
+        str: One of :data:`EXPRESSION_KINDS`.
+    """
+    words = set(re.findall(r'[a-z]+', text.lower()))
+    if _POSITION.search(text.lower()):
+        return 'position'
+    if 'tree' in words or ' of the ' in text:
+        return 'relation'
+    if words & _SIZE_WORDS:
+        return 'size'
+    if words & set(COLOURS):
+        return 'colour'
+    if words & _TEMPERATURE_WORDS:
+        return 'temperature'
+    return 'category'
 
 
 @dataclass

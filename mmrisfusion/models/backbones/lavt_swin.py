@@ -269,6 +269,9 @@ class LAVTSwinTransformer(BaseModule):
         drop_path_rate (float): Stochastic depth, rising linearly over all blocks up to this
             value. Defaults to 0.3.
         fusion_drop (float): Dropout inside the PWAMs. Defaults to 0.0.
+        fusion_coords (bool): Give every PWAM the pixels' normalised x/y as two more visual
+            channels (``PWAM(with_coords=True)``), for expressions about absolute position
+            ("the leftmost car"). Not in LAVT. Defaults to False.
         patch_norm (bool): Whether patch embedding and merging have a LayerNorm.
             Defaults to True.
         out_indices (Sequence[int]): Stages whose ``LayerNorm_i(F)`` is returned.
@@ -302,6 +305,7 @@ class LAVTSwinTransformer(BaseModule):
                  attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.3,
                  fusion_drop: float = 0.0,
+                 fusion_coords: bool = False,
                  patch_norm: bool = True,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  act_cfg: OptConfigType = None,
@@ -371,7 +375,7 @@ class LAVTSwinTransformer(BaseModule):
                 block.attn = ShiftWindowAttention(block.attn)
             self.pwams.append(
                 PWAM(dims, text_dims=text_dims, num_heads=fusion_heads[i],
-                     dropout=fusion_drop))
+                     dropout=fusion_drop, with_coords=fusion_coords))
             self.lang_gates.append(LanguageGate(dims))
             if i < num_stages - 1:
                 self.downsamples.append(
@@ -464,7 +468,8 @@ class LAVTSwinTransformer(BaseModule):
         for i, stage in enumerate(self.stages):
             for block in stage.blocks:
                 x = checkpoint_call(block, x, hw_shape, enabled=self.with_cp)
-            feat = checkpoint_call(self.pwams[i], x, text, text_mask, enabled=self.with_cp)
+            feat = checkpoint_call(self.pwams[i], x, text, text_mask, hw_shape,
+                                   enabled=self.with_cp)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(feat)
                 outs.append(

@@ -6,6 +6,8 @@ back into the visual stream (``X <- X + gate(F) * F``). The layers here keep the
 layout (1x1 ``Conv1d`` on channel-first sequences, parameter-free ``InstanceNorm1d``), so a
 converted official checkpoint reproduces the published numbers.
 """
+from typing import Optional, Tuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -32,6 +34,26 @@ def check_word_features(owner: str, text_feats: Tensor, text_mask: Tensor) -> No
                          f'{tuple(text_feats.shape)} and {tuple(text_mask.shape)}')
 
 
+def coordinate_channels(x: Tensor, hw_shape: Optional[Tuple[int, int]]) -> Tensor:
+    """The normalised x and y of every pixel of a row-major map, for :class:`PWAM`.
+
+    Args:
+        x (Tensor): Channel-first features (B, C, HW), for the batch, dtype and device.
+        hw_shape (tuple[int, int] | None): ``(H, W)`` with ``H * W == HW``.
+
+    Returns:
+        Tensor: (B, 2, HW): x then y, each from -1 (left/top) to 1 (right/bottom).
+    """
+    if hw_shape is None or hw_shape[0] * hw_shape[1] != x.shape[-1]:
+        raise ValueError(f'PWAM(with_coords=True) needs the hw_shape of its {x.shape[-1]} '
+                         f'pixels, got {hw_shape}')
+    height, width = hw_shape
+    ys = torch.linspace(-1, 1, height, dtype=x.dtype, device=x.device)
+    xs = torch.linspace(-1, 1, width, dtype=x.dtype, device=x.device)
+    grid = torch.stack([xs.expand(height, width), ys[:, None].expand(height, width)])
+    return grid.reshape(1, 2, -1).expand(x.shape[0], -1, -1)
+
+
 @MODELS.register_module()
 class PWAM(nn.Module):
     """Pixel-word attention module of LAVT.
@@ -47,16 +69,25 @@ class PWAM(nn.Module):
     The attention scale uses the full channel count ``C`` whatever the number of heads, as
     published.
 
+    ``with_coords=True`` (not in LAVT, off by default) appends two channels, the pixel's
+    normalised x and y in [-1, 1], to ``X`` before the visual and query projections, as many
+    referring segmentation models do: Swin's relative position biases and the unpadded patch
+    embedding leave the features almost blind to absolute position (see
+    ``tools/analysis_tools/probe_position.py``), which words like "leftmost" or "the second
+    from the right" need. The forward then needs the map's ``hw_shape``.
+
     Args:
         embed_dims (int): Channels ``C`` of the visual features (also of keys and values).
         text_dims (int): Channels ``D`` of the word features. Defaults to 768.
         num_heads (int): Attention heads; must divide ``embed_dims``. Defaults to 1.
         dropout (float): Dropout after the visual and the multi-modal projections.
             Defaults to 0.0.
+        with_coords (bool): Append normalised x/y coordinate channels to the visual
+            features before the projections. Defaults to False (as published).
     """
 
     def __init__(self, embed_dims: int, text_dims: int = 768, num_heads: int = 1,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, with_coords: bool = False) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'PWAM: num_heads={num_heads} must divide '
@@ -64,8 +95,10 @@ class PWAM(nn.Module):
         self.embed_dims = embed_dims
         self.text_dims = text_dims
         self.num_heads = num_heads
-        self.vis_proj = nn.Conv1d(embed_dims, embed_dims, 1)
-        self.query_proj = nn.Conv1d(embed_dims, embed_dims, 1)
+        self.with_coords = with_coords
+        in_dims = embed_dims + 2 if with_coords else embed_dims
+        self.vis_proj = nn.Conv1d(in_dims, embed_dims, 1)
+        self.query_proj = nn.Conv1d(in_dims, embed_dims, 1)
         self.key_proj = nn.Conv1d(text_dims, embed_dims, 1)
         self.value_proj = nn.Conv1d(text_dims, embed_dims, 1)
         self.out_proj = nn.Conv1d(embed_dims, embed_dims, 1)
@@ -80,14 +113,16 @@ class PWAM(nn.Module):
         """Gather word features for every pixel (the ``lang`` term).
 
         Args:
-            x (Tensor): Visual features, channel first (B, C, HW).
+            x (Tensor): Visual features, channel first (B, C, HW) (with the two coordinate
+                channels after them when ``with_coords``).
             text (Tensor): Word features, channel first (B, D, T).
             text_mask (Tensor): 1 for words, 0 for padding, (B, 1, T) float.
 
         Returns:
             Tensor: Language features per pixel, channel first (B, C, HW).
         """
-        batch, channels, num_pixels = x.shape
+        batch, _, num_pixels = x.shape
+        channels = self.embed_dims
         head_dims = channels // self.num_heads
         query = self.query_norm(self.query_proj(x))
         key = self.key_proj(text) * text_mask
@@ -106,7 +141,8 @@ class PWAM(nn.Module):
         return self.out_norm(self.out_proj(out))
 
     @float32_forward
-    def forward(self, x: Tensor, text: Tensor, text_mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, text: Tensor, text_mask: Tensor,
+                hw_shape: Optional[Tuple[int, int]] = None) -> Tensor:
         """Compute the multi-modal feature ``F``.
 
         Always in float32, autocast or not: the instance norms divide by the spatial spread of
@@ -119,6 +155,8 @@ class PWAM(nn.Module):
             x (Tensor): Visual features (B, HW, C).
             text (Tensor): Word features, channel first (B, D, T).
             text_mask (Tensor): 1 for words, 0 for padding, (B, T) of any numeric dtype.
+            hw_shape (tuple[int, int], optional): ``(H, W)`` of the pixel map, row-major;
+                needed with ``with_coords``. Defaults to None.
 
         Returns:
             Tensor: ``F`` (B, HW, C).
@@ -135,6 +173,8 @@ class PWAM(nn.Module):
                              '1/32 of the input size)')
         mask = text_mask.to(x.dtype).unsqueeze(1)
         x = x.transpose(1, 2)
+        if self.with_coords:
+            x = torch.cat([x, coordinate_channels(x, hw_shape)], dim=1)
         vis = self.dropout(self.act(self.vis_proj(x)))
         lang = self.attend(x, text, mask)
         mm = self.dropout(self.act(self.mm_proj(vis * lang)))

@@ -7,7 +7,9 @@ from mmseg.models.backbones.swin import ShiftWindowMSA
 from mmrisfusion.models.backbones import LAVTSwinTransformer
 from mmrisfusion.models.backbones.lavt_swin import ShiftWindowAttention, SwinPatchMerging
 from mmrisfusion.models.layers import PWAM, LanguageGate
+from mmrisfusion.models.layers.lavt_fusion import coordinate_channels
 from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
+from mmrisfusion.registry import MODELS
 
 TINY = dict(embed_dims=16, depths=(1, 2, 1, 1), num_heads=(1, 2, 2, 4), window_size=4,
             fusion_heads=(1, 2, 1, 1), text_dims=24, drop_path_rate=0.0)
@@ -181,6 +183,43 @@ def test_pwam_heads_split_channels():
         PWAM(8, num_heads=3)
     gate = LanguageGate(8)
     assert gate(out).abs().max() < 1
+
+
+def test_pwam_coordinate_channels():
+    """with_coords: registered option; the x/y channels (x along the rows of the row-major
+    map) make a spatially constant input position-dependent; gradients reach the weights of
+    the coordinate channels; the map's shape is required."""
+    pwam = MODELS.build(dict(type='PWAM', embed_dims=8, text_dims=4, with_coords=True))
+    assert pwam.query_proj.in_channels == pwam.vis_proj.in_channels == 10
+    grid = coordinate_channels(torch.zeros(1, 8, 6), (2, 3))
+    assert torch.equal(grid[0, 0], torch.tensor([-1., 0., 1., -1., 0., 1.]))
+    assert torch.equal(grid[0, 1], torch.tensor([-1., -1., -1., 1., 1., 1.]))
+    x = torch.ones(2, 6, 8).requires_grad_()
+    text, mask = torch.randn(2, 4, 5), torch.ones(2, 5)
+    out = pwam(x, text, mask, (2, 3))
+    assert out.shape == (2, 6, 8)
+    assert (out[0] - out[0, :1]).abs().amax() > 1e-3  # differs across pixels
+    out.square().sum().backward()
+    assert pwam.query_proj.weight.grad[:, 8:].abs().sum() > 0
+    assert pwam.vis_proj.weight.grad[:, 8:].abs().sum() > 0
+    assert x.grad.abs().sum() > 0
+    plain = PWAM(8, text_dims=4)(torch.ones(2, 6, 8), text, mask)
+    assert (plain[0] - plain[0, :1]).abs().amax() < 1e-5  # blind to position
+    with pytest.raises(ValueError, match='hw_shape'):
+        pwam(x, text, mask)
+    with pytest.raises(ValueError, match='hw_shape'):
+        pwam(x, text, mask, (4, 4))
+
+
+def test_backbone_fusion_coords():
+    backbone = LAVTSwinTransformer(**TINY, fusion_coords=True)
+    assert all(p.with_coords for p in backbone.pwams)
+    assert not any(p.with_coords for p in LAVTSwinTransformer(**TINY).pwams)
+    outs = backbone(torch.randn(2, 3, 64, 48), *_text())
+    assert [tuple(o.shape) for o in outs] == [(2, 16, 16, 12), (2, 32, 8, 6), (2, 64, 4, 3),
+                                              (2, 128, 2, 2)]
+    sum(o.sum() for o in outs).backward()
+    assert all(p.grad is not None for p in backbone.pwams.parameters())
 
 
 @pytest.mark.parametrize('size', [(4, 6), (5, 3)])
