@@ -40,14 +40,15 @@ SWIN_22K_URL = ('https://github.com/SwinTransformer/storage/releases/download/v1
 _SHIFT_MASK_VALUE = -100.0
 
 
-@functools.lru_cache(maxsize=16)
 def shift_window_mask(height: int, width: int, window: int, shift: int,
                       device: torch.device) -> Tensor:
     """The shifted windows' additive attention mask, built once per shape and device.
 
     After the cyclic shift by ``shift``, the windows of the last row and column mix tokens
     of up to three regions of the (padded) map; tokens of different regions must not attend
-    to each other. The mask depends only on the shape, so it is cached.
+    to each other. The mask depends only on the shape, so it is cached, except while
+    torch.compile or torch.export trace the model: a mask made then is a tracing tensor,
+    which a later eager call must not get from the cache.
 
     Args:
         height (int): Padded map height (a multiple of ``window``).
@@ -59,6 +60,14 @@ def shift_window_mask(height: int, width: int, window: int, shift: int,
     Returns:
         Tensor: (num_windows, window**2, window**2) float32: 0 within a region, -100 across.
     """
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return _build_shift_window_mask(height, width, window, shift, device)
+    return _cached_shift_window_mask(height, width, window, shift, device)
+
+
+def _build_shift_window_mask(height: int, width: int, window: int, shift: int,
+                             device: torch.device) -> Tensor:
+    """:func:`shift_window_mask`, computed."""
     region = torch.zeros(height, width, device=device)
     cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
     for i, rows in enumerate(cuts):
@@ -68,6 +77,9 @@ def shift_window_mask(height: int, width: int, window: int, shift: int,
     windows = windows.reshape(-1, window * window)
     across = windows.unsqueeze(1) != windows.unsqueeze(2)
     return torch.zeros(across.shape, device=device).masked_fill_(across, _SHIFT_MASK_VALUE)
+
+
+_cached_shift_window_mask = functools.lru_cache(maxsize=16)(_build_shift_window_mask)
 
 
 class ShiftWindowAttention(nn.Module):

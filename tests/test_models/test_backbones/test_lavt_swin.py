@@ -5,7 +5,11 @@ import torch
 from mmseg.models.backbones.swin import ShiftWindowMSA
 
 from mmrisfusion.models.backbones import LAVTSwinTransformer
-from mmrisfusion.models.backbones.lavt_swin import ShiftWindowAttention, SwinPatchMerging
+from mmrisfusion.models.backbones.lavt_swin import (
+    ShiftWindowAttention,
+    SwinPatchMerging,
+    shift_window_mask,
+)
 from mmrisfusion.models.layers import PWAM, LanguageGate
 from mmrisfusion.models.layers.lavt_fusion import coordinate_channels
 from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
@@ -302,3 +306,17 @@ def test_swin_b_shaped_logits_equal_mmsegs_attention(tiny_ris_config_file):
         theirs = model.forward_with_text_feats(vis, ir, feats, mask)[2]
     assert ours.shape == (2, 2, 96, 96)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-4)
+
+
+def test_shift_mask_made_while_exporting_is_not_cached():
+    """torch.export traces with fake tensors: a mask made then must not be handed to a later
+    eager call (the ONNX export's own check then failed on a tensor subclass)."""
+
+    class AddMask(torch.nn.Module):
+        def forward(self, x):
+            return x + shift_window_mask(20, 25, 5, 2, x.device).sum()
+
+    torch.export.export(AddMask(), (torch.zeros(1), ))
+    mask = shift_window_mask(20, 25, 5, 2, torch.device('cpu'))
+    assert type(mask) is torch.Tensor and mask.shape == (20, 25, 25)
+    assert shift_window_mask(20, 25, 5, 2, torch.device('cpu')) is mask  # cached when eager
