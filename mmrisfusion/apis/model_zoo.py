@@ -21,7 +21,7 @@ CONFIG_ROOT = Path(__file__).resolve().parents[1] / '.mim' / 'configs'
 _PART = r'[a-z0-9]+(?:-[a-z0-9]+)*'
 NAME_PATTERN = re.compile(
     rf'(?P<algorithm>{_PART})_(?P<backbone>{_PART})_(?P<text>{_PART})'
-    r'_(?P<gpus>\d+)xb(?P<batch>\d+)(?P<settings>(?:-[a-z][a-z0-9]*)*)-(?P<schedule>\d+[ek])'
+    r'_(?P<gpus>\d+)xb(?P<batch>\d+)(?P<settings>(?:-[a-z][a-z0-9]*)*)-(?P<schedule>\d+(?:\.\d+)?[ek])'
     rf'_(?P<dataset>{_PART})-(?P<size>\d+x\d+)(?:_(?P<test_dataset>{_PART}))?')
 # Short names kept beside the full ones: get_model takes them, list_models does not list them.
 SHORT_NAMES = {'risfusion_swin-b': 'risfusion_swin-b_bert_1xb16-10e_mm-ris-480x480'}

@@ -74,6 +74,7 @@ def test_list_models_lists_only_new_full_names():
     ('risfusion_swin-b_bert-10l_1xb16-nodecay-10e_mm-ris-480x480',
      dict(text='bert-10l', settings='-nodecay', schedule='10e')),
     (DEMO, dict(backbone='swin-mini', schedule='1k', dataset='mm-ris-synthetic')),
+    ('risfusion_swin-mini_minilm_1xb16-1.2k_mm-ris-synthetic-128x128', dict(schedule='1.2k')),
     ('ldfusion_munit_clip_1xb16-100e_roadscene-224x224_tno',
      dict(backbone='munit', text='clip', dataset='roadscene', size='224x224',
           test_dataset='tno')),

@@ -224,3 +224,11 @@ def test_example_in_a_real_browser(server, tmp_path, load_repo_script):
     assert 'the model took' in text, text
     image = cv2.imread(str(screenshot))
     assert image is not None and image.shape[0] > 400 and image.shape[1] > 800
+
+
+def test_default_config_is_what_make_demo_trains(web_demo):
+    """The page's default config and tools/demo.sh name the same file (a checkpoint of one
+    does not load into the other: the demo's Swin has coordinate channels)."""
+    demo_sh = (Path(web_demo.__file__).resolve().parents[1] / 'tools' / 'demo.sh').read_text()
+    assert f'config={web_demo.DEMO_CONFIG}\n' in demo_sh
+    assert (Path(web_demo.__file__).resolve().parents[1] / web_demo.DEMO_CONFIG).is_file()
