@@ -39,35 +39,10 @@ LAVT = 'configs/risfusion/risfusion_swin-b_bert-10l_1xb16-nodecay-10e_mm-ris-480
 EIGHT_GPUS = 'configs/risfusion/risfusion_swin-b_bert_8xb2-10e_mm-ris-480x480.py'
 
 BUILD_ALL = r'''
-import copy, json, os, sys, tempfile, time
+import copy, json, os, sys, time
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
-
-
-def tiny_hf_clip(folder):
-    # A random 1-layer HF CLIP with a character-level tokenizer: stands in for a missing CLIP.
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-    vocab = {'<|startoftext|>': 0, '<|endoftext|>': 1}
-    for char in 'abcdefghijklmnopqrstuvwxyz':
-        vocab[char] = len(vocab)
-        vocab[char + '</w>'] = len(vocab)
-    with open(os.path.join(folder, 'vocab.json'), 'w') as f:
-        json.dump(vocab, f)
-    with open(os.path.join(folder, 'merges.txt'), 'w') as f:
-        f.write('#version: 0.2\n')
-    CLIPTokenizer(os.path.join(folder, 'vocab.json'),
-                  os.path.join(folder, 'merges.txt')).save_pretrained(folder)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=1, num_attention_heads=2,
-                         max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                           num_attention_heads=2, image_size=32, patch_size=16),
-        projection_dim=16)
-    CLIPModel(config).save_pretrained(folder)
-    return folder
 
 
 def missing(path):
@@ -121,15 +96,15 @@ def build(model_cfg):
         return MODELS.build(model_cfg), 'cpu'
 
 
+# argv: the tiny HF CLIP folder of tests/conftest.py (stands in for a missing CLIP), configs
 clip_cache = []
 def clip():
     if not clip_cache:
-        clip_cache.append(MODELS.build(dict(type='HFCLIPEncoder',
-                                            pretrained=tiny_hf_clip(tempfile.mkdtemp()))))
+        clip_cache.append(MODELS.build(dict(type='HFCLIPEncoder', pretrained=sys.argv[1])))
     return clip_cache[0]
 
 results = {}
-for path in sys.argv[1:]:
+for path in sys.argv[2:]:
     cfg = Config.fromfile(path)
     result = dict(has_model='model' in cfg)
     if 'model' in cfg:
@@ -159,9 +134,10 @@ print('RESULTS' + json.dumps(results))
 
 
 @pytest.fixture(scope='module')
-def built():
+def built(hf_clip_dir):
     """Build every config once, in a fresh interpreter started in the repository root."""
-    proc = subprocess.run([sys.executable, '-c', BUILD_ALL, *CONFIGS], cwd=REPO_ROOT,
+    proc = subprocess.run([sys.executable, '-c', BUILD_ALL, str(hf_clip_dir), *CONFIGS],
+                          cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         pytest.fail(f'building the configs failed:\n{proc.stderr[-5000:]}')
