@@ -14,6 +14,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from torch import nn
 
+from mmrisfusion.models.utils.predictions import class_argmax
 from mmrisfusion.structures import RISDataSample
 from mmrisfusion.utils.checkpoint import load_weights_only
 
@@ -316,7 +317,7 @@ def _to_result(sample: RISDataSample, align_corners: bool) -> RISResult:
     if logits is not None:
         logits = to_original(logits.data.detach().cpu())
         # Two classes: argmax; one (sigmoid) class: logit > 0, i.e. probability > 0.5.
-        mask = (logits.argmax(0) > 0 if logits.shape[0] > 1 else logits[0] > 0).numpy()
+        mask = (class_argmax(logits, 0) > 0 if logits.shape[0] > 1 else logits[0] > 0).numpy()
     return RISResult(
         fused=None if fused is None else to_uint8_image(
             to_original(fused.data.detach().cpu()).clamp(0, 1)),

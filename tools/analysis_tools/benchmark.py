@@ -57,7 +57,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
+from mmengine.runner import Runner, set_random_seed
 from mmengine.structures import PixelData
 
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -170,11 +170,16 @@ def synthetic_batch(cfg: Config, size: str, batch_size: int, seed: int) -> dict:
 
 
 def config_batch(cfg: Config, split: str, batch_size: Optional[int]) -> dict:
-    """The first batch of the config's ``split`` dataloader."""
+    """The first batch of the config's ``split`` dataloader, the same in every process.
+
+    Seeded (sampler order and the random transforms), so that a baseline worker compares
+    its outputs with ours on the same samples.
+    """
     loader_cfg = dict(cfg[f'{split}_dataloader'], num_workers=0, persistent_workers=False)
     if batch_size is not None:
         loader_cfg['batch_size'] = batch_size
-    return next(iter(Runner.build_dataloader(loader_cfg)))
+    set_random_seed(0)
+    return next(iter(Runner.build_dataloader(loader_cfg, seed=0)))
 
 
 def flat_outputs(outputs, prefix: str) -> Dict[str, torch.Tensor]:

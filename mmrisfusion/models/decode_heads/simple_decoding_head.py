@@ -16,6 +16,8 @@ from mmrisfusion.utils.typing_utils import (
     SampleList,
 )
 
+from ..utils.predictions import class_argmax
+
 
 @MODELS.register_module()
 class SimpleDecodingHead(BaseDecodeHead):
@@ -214,6 +216,6 @@ def pixel_accuracy(seg_logits: Tensor, seg_label: Tensor, ignore_index: int) -> 
     """
     with torch.no_grad():
         valid = seg_label != ignore_index
-        correct = (seg_logits.argmax(1) == seg_label) & valid
+        correct = (class_argmax(seg_logits, 1) == seg_label) & valid
         eps = torch.finfo(torch.float32).eps
         return (correct.sum().float() + eps) * 100.0 / (valid.sum().float() + eps)

@@ -158,12 +158,14 @@ class LangUNet(nn.Module):
             ``dict(type='BN')`` (published); ``dict(type='SyncBN')`` for multi-GPU training.
         with_cp (bool): Activation checkpointing of every unit and fusion block
             (:func:`~mmrisfusion.models.utils.checkpoint_call`). Defaults to False.
+        channels_last (bool): Keep the convolution weights in channels-last memory format,
+            so every feature map follows (see :class:`UNetFuser`). Defaults to True.
     """
 
     def __init__(self, base_channels: int = 32, text_dim: int = 768, token_dim: int = 256,
                  num_heads: int = 4, inject_levels: Sequence[int] = (3, 4),
                  fusion_block: Optional[ConfigType] = None, norm_cfg: OptConfigType = None,
-                 with_cp: bool = False) -> None:
+                 with_cp: bool = False, channels_last: bool = True) -> None:
         super().__init__()
         self.with_cp = with_cp
         fusion_block = dict(type='LangGatedFusion') if fusion_block is None else fusion_block
@@ -190,6 +192,9 @@ class LangUNet(nn.Module):
         # Only text-conditioned blocks consume tokens; without them the adapter would be a
         # set of unused parameters (DDP errors, dead weights).
         self.txt = TextAdapter(text_dim, token_dim) if self.requires_text else None
+        if channels_last:
+            # Loading a state dict copies into these tensors and keeps their layout.
+            self.to(memory_format=torch.channels_last)
 
     @staticmethod
     def _build_block(cfg: ConfigType, in_channels: int, token_dim: int, num_heads: int,
@@ -296,6 +301,13 @@ class UNetFuser(nn.Module):
         with_cp (bool): Activation checkpointing of the UNet's units and fusion blocks:
             saves memory, costs a second forward of each in the backward. Outputs, gradients
             and BN statistics are those without it. Defaults to False.
+        channels_last (bool): The UNet's convolution weights, hence its feature maps, in
+            channels-last memory format: oneDNN's fast path for these narrow full-resolution
+            convolutions (forward + backward of the fuser 1.15x in float32 at 480x480,
+            c = 32; 1.24x in bfloat16 for the demo's c = 8 at 128x128, on this project's
+            CPU). Not in the published code; the outputs are the same within float
+            rounding (a few 1e-6). False gives the published contiguous layout.
+            Defaults to True.
     """
 
     def __init__(self, base_channels: int = 32, text_dim: int = 768, token_dim: int = 256,
@@ -306,7 +318,8 @@ class UNetFuser(nn.Module):
                  ir_mean: Sequence[float] = IMAGENET_MEAN_01,
                  ir_std: Sequence[float] = IMAGENET_STD_01,
                  norm_cfg: OptConfigType = None,
-                 with_cp: bool = False) -> None:
+                 with_cp: bool = False,
+                 channels_last: bool = True) -> None:
         super().__init__()
         for name, stats, sizes in (('vis_mean', vis_mean, (3, )), ('vis_std', vis_std, (3, )),
                                    ('ir_mean', ir_mean, (1, 3)), ('ir_std', ir_std, (1, 3))):
@@ -318,7 +331,7 @@ class UNetFuser(nn.Module):
         self.net = LangUNet(base_channels=base_channels, text_dim=text_dim,
                             token_dim=token_dim, num_heads=num_heads,
                             inject_levels=inject_levels, fusion_block=fusion_block,
-                            norm_cfg=norm_cfg, with_cp=with_cp)
+                            norm_cfg=norm_cfg, with_cp=with_cp, channels_last=channels_last)
 
     @property
     def requires_text(self) -> bool:

@@ -22,6 +22,7 @@ from ..losses.fusion_losses import fusion_luma
 from ..losses.loss_term import build_loss_terms, loss_terms_dict
 from ..utils.build import build_module
 from ..utils.color import denormalize
+from ..utils.predictions import class_argmax
 
 INPUT_KEYS = ('vis', 'ir', 'token_ids', 'token_mask')
 ModuleOrConfig = Union[ConfigType, nn.Module]
@@ -297,8 +298,9 @@ class RISFusion(BaseSegmentor):
                 logits = F.interpolate(logits, size=size, mode='bilinear',
                                        align_corners=self.align_corners)
             logits = logits[0]
+            pred = class_argmax(logits, 0, keepdim=True)
             sample.set_data(dict(seg_logits=PixelData(data=logits),
-                                 pred_sem_seg=PixelData(data=logits.argmax(0, keepdim=True))))
+                                 pred_sem_seg=PixelData(data=pred)))
         return data_samples
 
     def _forward(self, inputs: dict, data_samples: OptSampleList = None) -> Tensor:

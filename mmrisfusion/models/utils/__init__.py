@@ -36,12 +36,14 @@ from .color import (
 )
 from .frozen import FrozenNet
 from .precision import float32_forward
+from .predictions import class_argmax
 
 __all__ = [
     'AffineCrops', 'FrozenNet', 'IMAGENET_MEAN_01', 'IMAGENET_MEAN_255', 'IMAGENET_STD_01',
-    'IMAGENET_STD_255', 'PUBLISHED_AFFINE', 'build_module', 'checkpoint_call', 'convert_hf_bert',
-    'convert_lavt_checkpoint', 'convert_lavt_official', 'convert_ldfusion_official',
-    'convert_official_fuser', 'convert_risfusion_official', 'convert_swin_official',
+    'IMAGENET_STD_255', 'PUBLISHED_AFFINE', 'build_module', 'checkpoint_call', 'class_argmax',
+    'convert_hf_bert', 'convert_lavt_checkpoint', 'convert_lavt_official',
+    'convert_ldfusion_official', 'convert_official_fuser', 'convert_risfusion_official',
+    'convert_swin_official',
     'cut_patches', 'cut_training_crops', 'denormalize', 'float32_forward', 'infer_lavt_arch',
     'ldfusion_official_config', 'load_hf_bert_folder', 'normalize', 'official_fuser_config',
     'rgb_to_luma', 'rgb_to_luma_uint8', 'rgb_to_ycbcr', 'sample_affine_crops',

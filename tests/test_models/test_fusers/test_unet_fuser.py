@@ -201,3 +201,27 @@ def test_fusion_loss_backward_reaches_every_fuser_parameter():
     sum(term(*lumas) for term in terms).backward()
     for name, param in fuser.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_channels_last_gives_the_published_layout_numbers():
+    """The channels-last speed-up: feature maps in that layout, outputs and gradients as the
+    contiguous (published) layout's, after loading the same weights."""
+    torch.manual_seed(0)
+    fast, published = _tiny(), _tiny(channels_last=False)
+    published.load_state_dict(fast.state_dict())
+    conv = fast.net.y_inc.block[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert published.net.y_inc.block[0].weight.is_contiguous()
+    maps = []
+    conv.register_forward_hook(lambda module, args, out: maps.append(out))
+    vis, ir, feats, mask = _inputs(h=36, w=44)
+    outs, grads = [], []
+    for fuser in (fast, published):
+        out = fuser(vis, ir, feats, mask)
+        out.square().mean().backward()
+        outs.append(out)
+        grads.append({n: p.grad for n, p in fuser.named_parameters()})
+    assert maps[0].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-5)
+    for name, grad in grads[1].items():
+        torch.testing.assert_close(grads[0][name], grad, rtol=1e-4, atol=1e-6, msg=name)

@@ -197,10 +197,17 @@ def test_terms_are_float32_under_autocast(data_dir, dtype):
         assert relative <= 1e-3, (term.loss_name, relative)
 
 
-def test_sobel_kernels_are_a_buffer_on_the_module_device():
-    """The kernels are built once (a non-persistent buffer), not per call."""
-    term = SobelL1Loss()
-    assert 'sobel_kernels' in dict(term.named_buffers())
-    assert 'sobel_kernels' not in term.state_dict()
-    img = torch.rand(1, 1, 8, 8)
-    assert torch.equal(term.sobel(img)[0], sobel_magnitudes(img)[0])
+def test_sobel_equals_the_published_convolution():
+    """The shifted-view Sobel gives conv2d's values and gradients with the published kernels."""
+    kernels = torch.tensor([[[[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]]],
+                            [[[1., 2., 1.], [0., 0., 0.], [-1., -2., -1.]]]], dtype=torch.float64)
+    img = torch.rand(3, 1, 17, 12, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(2, 3, 1, 17, 12, dtype=torch.float64)
+    ours = sobel_magnitudes(img)
+    published = F.conv2d(img, kernels, padding=1).abs().split(1, dim=1)
+    for a, b in zip(ours, published):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    grad_ours, = torch.autograd.grad(sum((w * g).sum() for w, g in zip(weights, ours)), img)
+    grad_published, = torch.autograd.grad(
+        sum((w * g).sum() for w, g in zip(weights, published)), img)
+    torch.testing.assert_close(grad_ours, grad_published, rtol=0, atol=1e-12)
