@@ -81,13 +81,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--metrics', nargs='+', default=list(FUSION_METRICS),
                         choices=list(FUSION_METRICS), metavar='NAME',
                         help=f'metrics to compute (default: all of {list(FUSION_METRICS)})')
-    parser.add_argument('--workers', type=int, default=1,
-                        help='processes scoring images in parallel (default: 1)')
+    parser.add_argument('--workers', type=int, default=available_cpus(),
+                        help='processes scoring images in parallel (default: one per CPU '
+                        'core this process may use, here %(default)s; 1 scores in this '
+                        'process)')
     parser.add_argument('--bit-depth', type=int, choices=range(8, 17), metavar='N',
                         help='bits used by the images stored in 16 bits (e.g. 12 for 12-bit '
                         'infrared), scaled to 0..255 before scoring; without it such images '
                         'are refused (8-bit images are read as they are)')
     return parser.parse_args()
+
+
+def available_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def read_gray(path: Path, bit_depth: Optional[int] = None) -> np.ndarray:

@@ -75,7 +75,7 @@ def test_metric_subset_and_workers_give_the_same_values(tool, folders, tmp_path,
     one, two = tmp_path / 'one.json', tmp_path / 'two.json'
     common = ['--ir', folders['ir'], '--vi', folders['vi'], '--fused', folders['fused'],
               '--metrics', 'EN', 'VIF', 'Nabf']
-    _run(tool, monkeypatch, *common, '--out', one)
+    _run(tool, monkeypatch, *common, '--out', one, '--workers', '1')
     _run(tool, monkeypatch, *common, '--out', two, '--workers', '2')
     first, second = json.loads(one.read_text()), json.loads(two.read_text())
     assert first['metrics'] == ['EN', 'VIF', 'Nabf']
