@@ -229,27 +229,6 @@ def test_backbone_fusion_coords():
     assert all(p.grad is not None for p in backbone.pwams.parameters())
 
 
-def test_backbone_coord_embed():
-    """coord_embed adds Linear(x, y) of every token's normalised position to the stream
-    entering each stage (x along the rows of the row-major map)."""
-    backbone = LAVTSwinTransformer(**TINY, coord_embed=True)
-    assert LAVTSwinTransformer(**TINY).coord_embeds is None
-    entering = []
-    for stage in backbone.stages:
-        stage.blocks[0].register_forward_pre_hook(lambda module, args: entering.append(args[0]))
-    img = torch.randn(2, 3, 64, 48)
-    outs = backbone(img, *_text())
-    tokens, _ = backbone.patch_embed(img)
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 16), torch.linspace(-1, 1, 12),
-                            indexing='ij')
-    coords = torch.stack([xs.flatten(), ys.flatten()], dim=-1)
-    torch.testing.assert_close(entering[0], tokens + backbone.coord_embeds[0](coords))
-    assert [tuple(x.shape[1:]) for x in entering] == [(192, 16), (48, 32), (12, 64), (4, 128)]
-    sum(o.sum() for o in outs).backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0
-               for p in backbone.coord_embeds.parameters())
-
-
 def test_horizontal_context_summarises_each_side_without_the_pixel():
     torch.manual_seed(0)
     module = MODELS.build(dict(type='HorizontalContext', embed_dims=3))
