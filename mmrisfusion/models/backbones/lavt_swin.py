@@ -27,7 +27,7 @@ from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
 from mmrisfusion.utils.typing_utils import OptConfigType, OptMultiConfig
 
-from ..layers.lavt_fusion import PWAM, HorizontalContext, LanguageGate, check_word_features
+from ..layers.lavt_fusion import PWAM, LanguageGate, check_word_features
 from ..utils.activation_checkpoint import checkpoint_call
 from ..utils.ckpt_convert import convert_swin_official
 
@@ -284,10 +284,6 @@ class LAVTSwinTransformer(BaseModule):
         fusion_coords (bool): Give every PWAM the pixels' normalised x/y as two more visual
             channels (``PWAM(with_coords=True)``), for expressions about absolute position
             ("the leftmost car"). Not in LAVT. Defaults to False.
-        horizontal_context (bool): Add to every PWAM's output what lies to the left and to
-            the right of each pixel (:class:`~mmrisfusion.models.layers.HorizontalContext`,
-            a directional pooling), for expressions that compare objects of one kind by
-            position. Not in LAVT. Defaults to False.
         patch_norm (bool): Whether patch embedding and merging have a LayerNorm.
             Defaults to True.
         out_indices (Sequence[int]): Stages whose ``LayerNorm_i(F)`` is returned.
@@ -322,7 +318,6 @@ class LAVTSwinTransformer(BaseModule):
                  drop_path_rate: float = 0.3,
                  fusion_drop: float = 0.0,
                  fusion_coords: bool = False,
-                 horizontal_context: bool = False,
                  patch_norm: bool = True,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  act_cfg: OptConfigType = None,
@@ -398,9 +393,6 @@ class LAVTSwinTransformer(BaseModule):
                 self.downsamples.append(
                     SwinPatchMerging(dims, 2 * dims,
                                      norm_cfg=norm_cfg if patch_norm else None))
-        self.horizontal_contexts = ModuleList(
-            HorizontalContext(dims)
-            for dims in self.num_features) if horizontal_context else None
         for i in self.out_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
         # The last stage's gate: loadable, frozen, never computed (see the class docstring).
@@ -458,7 +450,7 @@ class LAVTSwinTransformer(BaseModule):
         state_dict = checkpoint.get('model', checkpoint.get('state_dict', checkpoint))
         state_dict = convert_swin_official(state_dict, window_size=self.window_size)
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        language_parts = ('pwams.', 'lang_gates.', 'norm', 'horizontal_contexts.')
+        language_parts = ('pwams.', 'lang_gates.', 'norm')
         missing_swin = [k for k in missing if not k.startswith(language_parts)]
         if missing_swin or unexpected:
             raise KeyError(f'{path} does not match LAVTSwinTransformer(embed_dims='
@@ -490,8 +482,6 @@ class LAVTSwinTransformer(BaseModule):
                 x = checkpoint_call(block, x, hw_shape, enabled=self.with_cp)
             feat = checkpoint_call(self.pwams[i], x, text, text_mask, hw_shape,
                                    enabled=self.with_cp)
-            if self.horizontal_contexts is not None:
-                feat = self.horizontal_contexts[i](feat, hw_shape)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(feat)
                 outs.append(

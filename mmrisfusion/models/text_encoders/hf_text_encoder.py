@@ -58,10 +58,6 @@ class HFTextEncoder(BaseModule):
       gradients (LAVT optimises ``encoder.layer[:10]`` of BERT-base), the embeddings and the
       later layers stay fixed. LAVT achieves this by leaving them out of the optimizer; here
       they have ``requires_grad=False``, which gives the same updates and saves their grads.
-    - ``num_trainable_layers=N, train_last=True``: only the last ``N`` layers get gradients
-      (not in the published recipes): a small pretrained encoder keeps its embeddings and
-      early layers and adapts the features the attention reads, e.g. to separate "left"
-      from "right", which all-MiniLM-L6-v2's last layer leaves close (cosine 0.86).
     - ``frozen=True``: no parameter of the encoder is trained and it always runs in eval mode
       (no dropout), so its features are deterministic.
 
@@ -76,8 +72,6 @@ class HFTextEncoder(BaseModule):
         frozen (bool): Train no parameter of the encoder. Defaults to False.
         num_trainable_layers (int, optional): Train only the first N transformer layers.
             Defaults to None (all layers).
-        train_last (bool): With ``num_trainable_layers``, train the last N layers instead
-            of the first N. Defaults to False.
         init_cfg (dict | list[dict], optional): mmengine initialisation config; it never
             re-initialises the wrapped transformer. Defaults to None.
     """
@@ -88,7 +82,6 @@ class HFTextEncoder(BaseModule):
                  out_channels: int = 768,
                  frozen: bool = False,
                  num_trainable_layers: Optional[int] = None,
-                 train_last: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if (model_path is None) == (hf_config is None):
@@ -98,13 +91,9 @@ class HFTextEncoder(BaseModule):
         if frozen and num_trainable_layers is not None:
             raise ValueError('HFTextEncoder: frozen=True and num_trainable_layers='
                              f'{num_trainable_layers} contradict each other; give one of them')
-        if train_last and num_trainable_layers is None:
-            raise ValueError('HFTextEncoder: train_last=True needs num_trainable_layers (how '
-                             'many of the last layers to train)')
         self.model_path = model_path
         self.frozen = frozen
         self.num_trainable_layers = num_trainable_layers
-        self.train_last = train_last
 
         self.model = (self._load_pretrained(model_path) if model_path is not None
                       else self._build_from_config(dict(hf_config)))
@@ -159,8 +148,7 @@ class HFTextEncoder(BaseModule):
                     f'HFTextEncoder: num_trainable_layers must be in [0, {len(layers)}] for '
                     f'this model, got {self.num_trainable_layers}')
             self.model.requires_grad_(False)
-            start = len(layers) - self.num_trainable_layers if self.train_last else 0
-            for layer in layers[start:start + self.num_trainable_layers]:
+            for layer in layers[:self.num_trainable_layers]:
                 layer.requires_grad_(True)
 
     def init_weights(self) -> None:

@@ -57,17 +57,6 @@ def test_lavt_first_layers_trainable():
     assert all(p.grad is not None for p in enc.proj.parameters())
 
 
-def test_last_layers_trainable():
-    enc = HFTextEncoder(hf_config=TINY_BERT, num_trainable_layers=1, train_last=True)
-    ids, mask = _tokens()
-    enc(ids, mask)[0].sum().backward()
-    layers = enc.model.encoder.layer
-    assert all(p.grad is not None for p in layers[2].parameters())
-    assert all(p.grad is None and not p.requires_grad for layer in layers[:2]
-               for p in layer.parameters())
-    assert all(not p.requires_grad for p in enc.model.embeddings.parameters())
-
-
 def test_frozen_stays_eval_and_keeps_projection_trainable():
     enc = HFTextEncoder(hf_config=dict(TINY_BERT, hidden_dropout_prob=0.5), frozen=True)
     enc.train()
@@ -129,8 +118,6 @@ def test_errors(tmp_path):
         HFTextEncoder(hf_config=dict(hidden_size=32))
     with pytest.raises(ValueError, match='contradict'):
         HFTextEncoder(hf_config=TINY_BERT, frozen=True, num_trainable_layers=1)
-    with pytest.raises(ValueError, match='train_last=True needs num_trainable_layers'):
-        HFTextEncoder(hf_config=TINY_BERT, train_last=True)
     with pytest.raises(ValueError, match=r'\[0, 3\]'):
         HFTextEncoder(hf_config=TINY_BERT, num_trainable_layers=4)
     enc = HFTextEncoder(hf_config=TINY_BERT)
