@@ -1,8 +1,6 @@
 """tools/analysis_tools/ris_by_kind.py (scores per kind of expression) and
 probe_position.py's ridge probe, on small synthetic inputs."""
-import importlib.util
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,16 +8,6 @@ import pytest
 
 from mmrisfusion.datasets import make_synthetic_mmris
 from mmrisfusion.datasets.synthetic_mmris import EXPRESSION_KINDS, SyntheticMMRIS, expression_kind
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, REPO_ROOT / 'tools' / 'analysis_tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize('text,kind', [
@@ -43,8 +31,9 @@ def test_generator_makes_every_kind():
     assert {expression_kind(r['question']) for r in rows} == set(EXPRESSION_KINDS)
 
 
-def test_scores_by_kind(tmp_path):
+def test_scores_by_kind(tmp_path, load_repo_script):
     """Perfect masks on even rows, empty ones on odd rows: IoU 1 and 0 per kind."""
+    ris_by_kind = load_repo_script('tools/analysis_tools/ris_by_kind.py')
     parquet = tmp_path / 'test.parquet'
     make_synthetic_mmris(str(parquet), 30, size=48, seed=0, split='test')
     rows = list(SyntheticMMRIS(size=48, seed=0).iter_rows(30, 'test'))
@@ -56,7 +45,7 @@ def test_scores_by_kind(tmp_path):
         samples.append(dict(stem=f's{idx}', img_name=row['image_name'], sample_idx=idx,
                             text=row['question']))
     (tmp_path / 'results' / 'samples.json').write_text(json.dumps(samples))
-    scores = _tool('ris_by_kind').scores_by_kind(tmp_path / 'results', parquet)
+    scores = ris_by_kind.scores_by_kind(tmp_path / 'results', parquet)
     assert scores['all'] == {'n': 30, 'mIoU': 50.0, 'P@0.5': 50.0}
     for kind in EXPRESSION_KINDS:
         idxs = [i for i, r in enumerate(rows) if expression_kind(r['question']) == kind]
@@ -67,11 +56,11 @@ def test_scores_by_kind(tmp_path):
     samples[3]['text'] = 'another expression'
     (tmp_path / 'results' / 'samples.json').write_text(json.dumps(samples))
     with pytest.raises(ValueError, match='sample 3'):
-        _tool('ris_by_kind').scores_by_kind(tmp_path / 'results', parquet)
+        ris_by_kind.scores_by_kind(tmp_path / 'results', parquet)
 
 
-def test_position_probe_finds_a_linear_code_and_no_more():
-    probe = _tool('probe_position')
+def test_position_probe_finds_a_linear_code_and_no_more(load_repo_script):
+    probe = load_repo_script('tools/analysis_tools/probe_position.py')
     rng = np.random.default_rng(0)
     x = rng.uniform(size=400)
     noise = rng.normal(size=(400, 16))
