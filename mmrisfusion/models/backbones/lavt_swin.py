@@ -27,7 +27,13 @@ from mmrisfusion.registry import MODELS
 from mmrisfusion.utils.checkpoint import load_weights_only
 from mmrisfusion.utils.typing_utils import OptConfigType, OptMultiConfig
 
-from ..layers.lavt_fusion import PWAM, LanguageGate, check_word_features
+from ..layers.lavt_fusion import (
+    PWAM,
+    HorizontalContext,
+    LanguageGate,
+    check_word_features,
+    coordinate_channels,
+)
 from ..utils.activation_checkpoint import checkpoint_call
 from ..utils.ckpt_convert import convert_swin_official
 
@@ -284,6 +290,15 @@ class LAVTSwinTransformer(BaseModule):
         fusion_coords (bool): Give every PWAM the pixels' normalised x/y as two more visual
             channels (``PWAM(with_coords=True)``), for expressions about absolute position
             ("the leftmost car"). Not in LAVT. Defaults to False.
+        coord_embed (bool): Add a learned linear embedding of the tokens' normalised x/y to
+            the visual stream before every stage, so that the self-attention of the deep
+            stages, whose windows span the image, can compare where objects are (an absolute
+            position embedding that works at any input size). Not in LAVT.
+            Defaults to False.
+        horizontal_context (bool): Add to every PWAM's output what lies to the left and to
+            the right of each pixel (:class:`~mmrisfusion.models.layers.HorizontalContext`,
+            a directional pooling), for expressions that compare objects of one kind by
+            position. Not in LAVT. Defaults to False.
         patch_norm (bool): Whether patch embedding and merging have a LayerNorm.
             Defaults to True.
         out_indices (Sequence[int]): Stages whose ``LayerNorm_i(F)`` is returned.
@@ -318,6 +333,8 @@ class LAVTSwinTransformer(BaseModule):
                  drop_path_rate: float = 0.3,
                  fusion_drop: float = 0.0,
                  fusion_coords: bool = False,
+                 coord_embed: bool = False,
+                 horizontal_context: bool = False,
                  patch_norm: bool = True,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  act_cfg: OptConfigType = None,
@@ -393,6 +410,11 @@ class LAVTSwinTransformer(BaseModule):
                 self.downsamples.append(
                     SwinPatchMerging(dims, 2 * dims,
                                      norm_cfg=norm_cfg if patch_norm else None))
+        self.coord_embeds = ModuleList(
+            nn.Linear(2, dims) for dims in self.num_features) if coord_embed else None
+        self.horizontal_contexts = ModuleList(
+            HorizontalContext(dims)
+            for dims in self.num_features) if horizontal_context else None
         for i in self.out_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
         # The last stage's gate: loadable, frozen, never computed (see the class docstring).
@@ -450,7 +472,8 @@ class LAVTSwinTransformer(BaseModule):
         state_dict = checkpoint.get('model', checkpoint.get('state_dict', checkpoint))
         state_dict = convert_swin_official(state_dict, window_size=self.window_size)
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        language_parts = ('pwams.', 'lang_gates.', 'norm')
+        language_parts = ('pwams.', 'lang_gates.', 'norm', 'coord_embeds.',
+                          'horizontal_contexts.')
         missing_swin = [k for k in missing if not k.startswith(language_parts)]
         if missing_swin or unexpected:
             raise KeyError(f'{path} does not match LAVTSwinTransformer(embed_dims='
@@ -478,10 +501,15 @@ class LAVTSwinTransformer(BaseModule):
         x = self.drop_after_pos(x)
         outs: List[Tensor] = []
         for i, stage in enumerate(self.stages):
+            if self.coord_embeds is not None:
+                coords = coordinate_channels(x.transpose(1, 2), hw_shape)[:1]
+                x = x + self.coord_embeds[i](coords.transpose(1, 2))
             for block in stage.blocks:
                 x = checkpoint_call(block, x, hw_shape, enabled=self.with_cp)
             feat = checkpoint_call(self.pwams[i], x, text, text_mask, hw_shape,
                                    enabled=self.with_cp)
+            if self.horizontal_contexts is not None:
+                feat = self.horizontal_contexts[i](feat, hw_shape)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(feat)
                 outs.append(

@@ -1,5 +1,5 @@
 """LAVT's ``SimpleDecoding``: a top-down decoder over the four language-aware features."""
-from typing import List, Sequence
+from typing import List, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -46,7 +46,10 @@ class SimpleDecodingHead(BaseDecodeHead):
     Args:
         in_channels (Sequence[int]): Channels of the inputs, shallow to deep.
             Defaults to (128, 256, 512, 1024) (Swin-B).
-        channels (int): Hidden channels (LAVT: half the deepest level's). Defaults to 512.
+        channels (int | Sequence[int]): Hidden channels (LAVT: half the deepest level's), or
+            one width per fusion step, deep to shallow (the last feeds the classifier): a
+            fine level such as the backbone's detail map can take a narrower, cheaper step.
+            Defaults to 512.
         num_classes (int): Output classes (background, referred object). Defaults to 2.
         in_index (Sequence[int]): Which backbone outputs to use. Defaults to (0, 1, 2, 3).
         norm_cfg (dict, optional): Normalisation after each 3x3 conv.
@@ -72,7 +75,7 @@ class SimpleDecodingHead(BaseDecodeHead):
 
     def __init__(self,
                  in_channels: Sequence[int] = (128, 256, 512, 1024),
-                 channels: int = 512,
+                 channels: Union[int, Sequence[int]] = 512,
                  num_classes: int = 2,
                  in_index: Sequence[int] = (0, 1, 2, 3),
                  norm_cfg: OptConfigType = None,
@@ -91,13 +94,19 @@ class SimpleDecodingHead(BaseDecodeHead):
             raise ValueError('SimpleDecodingHead needs at least two levels and one in_index '
                              f'per level; got in_channels={tuple(in_channels)}, '
                              f'in_index={tuple(in_index)}')
+        widths = ([channels] * (len(in_channels) - 1) if isinstance(channels, int) else
+                  list(channels))
+        if len(widths) != len(in_channels) - 1:
+            raise ValueError(f'SimpleDecodingHead: channels {tuple(widths)} needs one width per '
+                             f'fusion step, {len(in_channels) - 1} for in_channels='
+                             f'{tuple(in_channels)}')
         norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
         act_cfg = act_cfg or dict(type='ReLU')
         # The scoped name finds our loss whatever the current default scope is.
         loss_decode = loss_decode or dict(type='mmrisfusion.TwoClassDiceLoss')
         super().__init__(
             list(in_channels),
-            channels,
+            widths[-1],
             num_classes=num_classes,
             out_channels=num_classes,
             dropout_ratio=dropout_ratio,
@@ -111,12 +120,12 @@ class SimpleDecodingHead(BaseDecodeHead):
             init_cfg=init_cfg)
         self.fuse_convs = nn.ModuleList()
         deeper = in_channels[-1]
-        for skip in reversed(in_channels[:-1]):
+        for skip, width in zip(reversed(in_channels[:-1]), widths):
             self.fuse_convs.append(
                 nn.Sequential(
-                    self._conv_bn_relu(deeper + skip, channels, norm_cfg, act_cfg),
-                    self._conv_bn_relu(channels, channels, norm_cfg, act_cfg)))
-            deeper = channels
+                    self._conv_bn_relu(deeper + skip, width, norm_cfg, act_cfg),
+                    self._conv_bn_relu(width, width, norm_cfg, act_cfg)))
+            deeper = width
         self.conv_init = conv_init
         if conv_init == 'pytorch':  # undo the Kaiming init ConvModule has just applied
             for module in self.fuse_convs.modules():

@@ -206,3 +206,53 @@ class LanguageGate(nn.Module):
             Tensor: The gate ``S`` in (-1, 1), same shape as ``feat``.
         """
         return torch.tanh(self.fc2(F.relu(self.fc1(feat))))
+
+
+@MODELS.register_module()
+class HorizontalContext(nn.Module):
+    """What lies to the left and to the right of every pixel, added to its features.
+
+    For a map ``F`` (B, H, W, C), four summaries along each row of the pixels strictly to
+    the left of a pixel and strictly to its right: their maximum (at least 0, the value of
+    an empty side) and their sum divided by the row's width ``W`` (how much of the row
+    there is on that side); ``F + Linear([max_l, max_r, sum_l / W, sum_r / W])``. A
+    directional pooling like CornerNet's corner pooling: after the pixel-word attention has
+    marked the pixels of the referred kind, a pixel learns whether such pixels lie to its
+    left or right ("the dog on the left", "the second bike from the right"), which Swin's
+    window attention would have to learn to route over the whole width. Not in LAVT.
+
+    Args:
+        embed_dims (int): Channels ``C``.
+    """
+
+    def __init__(self, embed_dims: int) -> None:
+        super().__init__()
+        self.embed_dims = embed_dims
+        self.proj = nn.Linear(4 * embed_dims, embed_dims)
+
+    def forward(self, x: Tensor, hw_shape: Tuple[int, int]) -> Tensor:
+        """Add the row context.
+
+        Args:
+            x (Tensor): Features (B, HW, C), row-major.
+            hw_shape (tuple[int, int]): ``(H, W)``.
+
+        Returns:
+            Tensor: (B, HW, C).
+        """
+        batch, num_pixels, channels = x.shape
+        height, width = hw_shape
+        if height * width != num_pixels or channels != self.embed_dims:
+            raise ValueError(f'HorizontalContext({self.embed_dims}) expects (B, {height} * '
+                             f'{width}, {self.embed_dims}) features, got {tuple(x.shape)}')
+        rows = x.view(batch, height, width, channels)
+        # Shifted by one pixel, zero-padded: the summaries leave the pixel itself out.
+        before = F.pad(rows, (0, 0, 1, 0))[:, :, :-1]
+        after = F.pad(rows, (0, 0, 0, 1))[:, :, 1:].flip(2)
+        context = torch.cat([
+            before.cummax(2).values,
+            after.cummax(2).values.flip(2),
+            before.cumsum(2) / width,
+            after.cumsum(2).flip(2) / width,
+        ], dim=-1)
+        return x + self.proj(context).view(batch, num_pixels, channels)

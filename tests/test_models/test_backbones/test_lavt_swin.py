@@ -229,6 +229,55 @@ def test_backbone_fusion_coords():
     assert all(p.grad is not None for p in backbone.pwams.parameters())
 
 
+def test_backbone_coord_embed():
+    """coord_embed adds Linear(x, y) of every token's normalised position to the stream
+    entering each stage (x along the rows of the row-major map)."""
+    backbone = LAVTSwinTransformer(**TINY, coord_embed=True)
+    assert LAVTSwinTransformer(**TINY).coord_embeds is None
+    entering = []
+    for stage in backbone.stages:
+        stage.blocks[0].register_forward_pre_hook(lambda module, args: entering.append(args[0]))
+    img = torch.randn(2, 3, 64, 48)
+    outs = backbone(img, *_text())
+    tokens, _ = backbone.patch_embed(img)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 16), torch.linspace(-1, 1, 12),
+                            indexing='ij')
+    coords = torch.stack([xs.flatten(), ys.flatten()], dim=-1)
+    torch.testing.assert_close(entering[0], tokens + backbone.coord_embeds[0](coords))
+    assert [tuple(x.shape[1:]) for x in entering] == [(192, 16), (48, 32), (12, 64), (4, 128)]
+    sum(o.sum() for o in outs).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in backbone.coord_embeds.parameters())
+
+
+def test_horizontal_context_summarises_each_side_without_the_pixel():
+    torch.manual_seed(0)
+    module = MODELS.build(dict(type='HorizontalContext', embed_dims=3))
+    x = torch.randn(2, 4 * 5, 3, requires_grad=True)
+    out = module(x, (4, 5))
+    rows = x.view(2, 4, 5, 3)
+    expected = torch.empty(2, 4, 5, 12)
+    for col in range(5):
+        zero = torch.zeros(2, 4, 1, 3)  # the value of an empty side
+        left = torch.cat([zero, rows[:, :, :col]], dim=2)
+        right = torch.cat([zero, rows[:, :, col + 1:]], dim=2)
+        expected[:, :, col] = torch.cat([left.amax(2), right.amax(2), left.sum(2) / 5,
+                                         right.sum(2) / 5], dim=-1)
+    torch.testing.assert_close(out, x + module.proj(expected).view(2, 20, 3))
+    out.sum().backward()
+    assert x.grad.abs().sum() > 0 and module.proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r'\(B, 4 \* 4, 3\)'):
+        module(x, (4, 4))
+
+
+def test_backbone_horizontal_context():
+    backbone = LAVTSwinTransformer(**TINY, horizontal_context=True)
+    assert LAVTSwinTransformer(**TINY).horizontal_contexts is None
+    outs = backbone(torch.randn(2, 3, 64, 48), *_text())
+    sum(o.sum() for o in outs).backward()
+    assert all(p.grad is not None for p in backbone.horizontal_contexts.parameters())
+
+
 @pytest.mark.parametrize('size', [(4, 6), (5, 3)])
 def test_patch_merging_is_the_official_concat_order(size):
     """Tokens merge as Linear(LN([x00, x10, x01, x11])), odd sides zero-padded."""

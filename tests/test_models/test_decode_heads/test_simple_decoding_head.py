@@ -49,6 +49,19 @@ def test_forward_shape_at_first_level():
     assert len(head.fuse_convs) == 3 and head.conv_seg.out_channels == 2
 
 
+def test_one_width_per_fusion_step():
+    """channels as a sequence: deep to shallow, the last one feeds the classifier."""
+    head = SimpleDecodingHead(in_channels=(4, 8, 16, 32, 64), in_index=(0, 1, 2, 3, 4),
+                              channels=(16, 16, 12, 6))
+    widths = [(step[0].conv.in_channels, step[0].conv.out_channels, step[1].conv.out_channels)
+              for step in head.fuse_convs]
+    assert widths == [(64 + 32, 16, 16), (16 + 16, 16, 16), (16 + 8, 12, 12), (12 + 4, 6, 6)]
+    assert head.channels == 6 and head.conv_seg.in_channels == 6
+    assert head.forward(_feats(channels=(4, 8, 16, 32, 64))).shape == (2, 2, 15, 11)
+    with pytest.raises(ValueError, match=r'one width per fusion step, 3'):
+        SimpleDecodingHead(in_channels=(8, 16, 32, 64), channels=(16, 8))
+
+
 def test_loss_is_published_dice_on_upsampled_logits():
     torch.manual_seed(0)
     head = SimpleDecodingHead(**TINY)
