@@ -208,34 +208,55 @@ class LanguageGate(nn.Module):
         return torch.tanh(self.fc2(F.relu(self.fc1(feat))))
 
 
+def running_max(x: Tensor) -> Tensor:
+    """``x.cummax(1).values`` for (B, W, C), as a masked maximum over a (B, W, W, C) view.
+
+    The same numbers; ONNX has no cumulative maximum (``torch.onnx`` cannot export
+    ``cummax``) and these maps are narrow (W is at most the image width / 4).
+    """
+    width = x.shape[1]
+    upto = torch.ones(width, width, dtype=torch.bool, device=x.device).tril()
+    return x[:, None].masked_fill(~upto[None, :, :, None], float('-inf')).amax(2)
+
+
 @MODELS.register_module()
 class HorizontalContext(nn.Module):
-    """What lies to the left and to the right of every pixel, added to its features.
+    """What lies to the left and to the right of every pixel, over the whole image height.
 
-    For a map ``F`` (B, H, W, C), four summaries along each row of the pixels strictly to
-    the left of a pixel and strictly to its right: their maximum (at least 0, the value of
-    an empty side) and their sum divided by the row's width ``W`` (how much of the row
-    there is on that side); ``F + Linear([max_l, max_r, sum_l / W, sum_r / W])``. A
-    directional pooling like CornerNet's corner pooling: after the pixel-word attention has
-    marked the pixels of the referred kind, a pixel learns whether such pixels lie to its
-    left or right ("the dog on the left", "the second bike from the right"), which Swin's
-    window attention would have to learn to route over the whole width. Not in LAVT.
+    For a map ``F`` (B, H, W, C), each column is summarised by its maximum and its mean over
+    the rows; then, for every column, four summaries of the columns strictly to its left and
+    strictly to its right: their maximum (at least 0, the value of an empty side) and their
+    sum divided by the width ``W`` (how much there is on that side). These are projected and
+    added to every pixel of the column: ``F + Linear([max_l, max_r, sum_l / W, sum_r / W])``.
+    A directional pooling like CornerNet's corner pooling, over half-planes: once the
+    pixel-word attention has marked the pixels of the referred kind, a pixel can tell
+    whether such pixels lie to its left or right ("the dog on the left", "the second bike
+    from the right"), which Swin's window attention would have to learn to route over the
+    whole image. With ``text_dims``, the sentence (the mean of its word features) scales the
+    four summaries channel by channel (``2 * sigmoid(Linear(sentence))``, 1 at a zero
+    input), so an expression can pick the side it is about. Not in LAVT.
 
     Args:
         embed_dims (int): Channels ``C``.
+        text_dims (int): Channels of the word features for the sentence gate.
+            Defaults to 0 (no gate).
     """
 
-    def __init__(self, embed_dims: int) -> None:
+    def __init__(self, embed_dims: int, text_dims: int = 0) -> None:
         super().__init__()
         self.embed_dims = embed_dims
         self.proj = nn.Linear(4 * embed_dims, embed_dims)
+        self.text_gate = nn.Linear(text_dims, 4 * embed_dims) if text_dims else None
 
-    def forward(self, x: Tensor, hw_shape: Tuple[int, int]) -> Tensor:
-        """Add the row context.
+    def forward(self, x: Tensor, hw_shape: Tuple[int, int],
+                sentence: Optional[Tensor] = None) -> Tensor:
+        """Add the context of both sides.
 
         Args:
             x (Tensor): Features (B, HW, C), row-major.
             hw_shape (tuple[int, int]): ``(H, W)``.
+            sentence (Tensor, optional): (B, text_dims), the mean word feature of each
+                expression; needed with the gate, ignored without.
 
         Returns:
             Tensor: (B, HW, C).
@@ -245,14 +266,22 @@ class HorizontalContext(nn.Module):
         if height * width != num_pixels or channels != self.embed_dims:
             raise ValueError(f'HorizontalContext({self.embed_dims}) expects (B, {height} * '
                              f'{width}, {self.embed_dims}) features, got {tuple(x.shape)}')
+        if self.text_gate is not None and sentence is None:
+            raise ValueError('HorizontalContext with a sentence gate needs the sentence')
         rows = x.view(batch, height, width, channels)
-        # Shifted by one pixel, zero-padded: the summaries leave the pixel itself out.
-        before = F.pad(rows, (0, 0, 1, 0))[:, :, :-1]
-        after = F.pad(rows, (0, 0, 0, 1))[:, :, 1:].flip(2)
+        col_max, col_mean = rows.amax(1), rows.sum(1) / height
+        # Shifted by one column, zero-padded: the summaries leave the column itself out.
+        before_max = F.pad(col_max, (0, 0, 1, 0))[:, :-1]
+        after_max = F.pad(col_max, (0, 0, 0, 1))[:, 1:].flip(1)
+        before_mean = F.pad(col_mean, (0, 0, 1, 0))[:, :-1]
+        after_mean = F.pad(col_mean, (0, 0, 0, 1))[:, 1:].flip(1)
         context = torch.cat([
-            before.cummax(2).values,
-            after.cummax(2).values.flip(2),
-            before.cumsum(2) / width,
-            after.cumsum(2).flip(2) / width,
+            running_max(before_max),
+            running_max(after_max).flip(1),
+            before_mean.cumsum(1) / width,
+            after_mean.cumsum(1).flip(1) / width,
         ], dim=-1)
-        return x + self.proj(context).view(batch, num_pixels, channels)
+        if self.text_gate is not None:
+            context = context * 2 * torch.sigmoid(self.text_gate(sentence))[:, None]
+        out = rows + self.proj(context)[:, None]
+        return out.view(batch, num_pixels, channels)

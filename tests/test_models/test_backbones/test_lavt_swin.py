@@ -11,7 +11,7 @@ from mmrisfusion.models.backbones.lavt_swin import (
     shift_window_mask,
 )
 from mmrisfusion.models.layers import PWAM, LanguageGate
-from mmrisfusion.models.layers.lavt_fusion import coordinate_channels
+from mmrisfusion.models.layers.lavt_fusion import coordinate_channels, running_max
 from mmrisfusion.models.utils.ckpt_convert import convert_lavt_official, infer_lavt_arch
 from mmrisfusion.registry import MODELS
 
@@ -229,53 +229,85 @@ def test_backbone_fusion_coords():
     assert all(p.grad is not None for p in backbone.pwams.parameters())
 
 
-def test_backbone_coord_embed():
-    """coord_embed adds Linear(x, y) of every token's normalised position to the stream
-    entering each stage (x along the rows of the row-major map)."""
-    backbone = LAVTSwinTransformer(**TINY, coord_embed=True)
-    assert LAVTSwinTransformer(**TINY).coord_embeds is None
-    entering = []
-    for stage in backbone.stages:
-        stage.blocks[0].register_forward_pre_hook(lambda module, args: entering.append(args[0]))
-    img = torch.randn(2, 3, 64, 48)
-    outs = backbone(img, *_text())
-    tokens, _ = backbone.patch_embed(img)
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 16), torch.linspace(-1, 1, 12),
-                            indexing='ij')
-    coords = torch.stack([xs.flatten(), ys.flatten()], dim=-1)
-    torch.testing.assert_close(entering[0], tokens + backbone.coord_embeds[0](coords))
-    assert [tuple(x.shape[1:]) for x in entering] == [(192, 16), (48, 32), (12, 64), (4, 128)]
-    sum(o.sum() for o in outs).backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0
-               for p in backbone.coord_embeds.parameters())
-
-
-def test_horizontal_context_summarises_each_side_without_the_pixel():
+def test_horizontal_context_summarises_each_side_without_the_column():
+    """Per column: max and mean over the rows; per side of each column (the column left
+    out): max (at least 0) and sum / W of those; projected and added to every row."""
     torch.manual_seed(0)
     module = MODELS.build(dict(type='HorizontalContext', embed_dims=3))
+    assert module.text_gate is None
     x = torch.randn(2, 4 * 5, 3, requires_grad=True)
     out = module(x, (4, 5))
-    rows = x.view(2, 4, 5, 3)
-    expected = torch.empty(2, 4, 5, 12)
+    cols = x.view(2, 4, 5, 3)
+    col_max, col_mean = cols.amax(1), cols.mean(1)
+    expected = torch.empty(2, 5, 12)
     for col in range(5):
-        zero = torch.zeros(2, 4, 1, 3)  # the value of an empty side
-        left = torch.cat([zero, rows[:, :, :col]], dim=2)
-        right = torch.cat([zero, rows[:, :, col + 1:]], dim=2)
-        expected[:, :, col] = torch.cat([left.amax(2), right.amax(2), left.sum(2) / 5,
-                                         right.sum(2) / 5], dim=-1)
-    torch.testing.assert_close(out, x + module.proj(expected).view(2, 20, 3))
+        zero = torch.zeros(2, 1, 3)  # the value of an empty side
+        left_max = torch.cat([zero, col_max[:, :col]], dim=1).amax(1)
+        right_max = torch.cat([zero, col_max[:, col + 1:]], dim=1).amax(1)
+        expected[:, col] = torch.cat([left_max, right_max, col_mean[:, :col].sum(1) / 5,
+                                      col_mean[:, col + 1:].sum(1) / 5], dim=-1)
+    torch.testing.assert_close(out.view(2, 4, 5, 3), cols + module.proj(expected)[:, None])
     out.sum().backward()
     assert x.grad.abs().sum() > 0 and module.proj.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r'\(B, 4 \* 4, 3\)'):
         module(x, (4, 4))
 
 
+def test_running_max_is_cummax():
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 5)
+    x[0, 2] = float('inf')
+    assert torch.equal(running_max(x), x.cummax(1).values)
+
+
+def test_horizontal_context_sentence_gate():
+    """The sentence scales the four summaries by 2 * sigmoid(Linear(sentence)): a zero
+    gate layer leaves them as they are; each expression gets its own scale."""
+    torch.manual_seed(0)
+    module = MODELS.build(dict(type='HorizontalContext', embed_dims=3, text_dims=5))
+    plain = MODELS.build(dict(type='HorizontalContext', embed_dims=3))
+    plain.proj.load_state_dict(module.proj.state_dict())
+    x, sentence = torch.randn(2, 4 * 5, 3), torch.randn(2, 5)
+    torch.nn.init.zeros_(module.text_gate.weight)
+    torch.nn.init.zeros_(module.text_gate.bias)
+    torch.testing.assert_close(module(x, (4, 5), sentence), plain(x, (4, 5)))
+    torch.nn.init.normal_(module.text_gate.weight)
+    first = module(x[:1], (4, 5), sentence[:1])
+    torch.testing.assert_close(module(x, (4, 5), sentence)[:1], first)
+    assert not torch.allclose(first, plain(x[:1], (4, 5)))
+    with pytest.raises(ValueError, match='needs the sentence'):
+        module(x, (4, 5))
+
+
 def test_backbone_horizontal_context():
     backbone = LAVTSwinTransformer(**TINY, horizontal_context=True)
     assert LAVTSwinTransformer(**TINY).horizontal_contexts is None
+    assert all(c.text_gate is None for c in backbone.horizontal_contexts)
     outs = backbone(torch.randn(2, 3, 64, 48), *_text())
     sum(o.sum() for o in outs).backward()
     assert all(p.grad is not None for p in backbone.horizontal_contexts.parameters())
+
+
+def test_backbone_context_text_gate_reads_the_valid_words_only():
+    torch.manual_seed(0)
+    backbone = LAVTSwinTransformer(**TINY, horizontal_context=True,
+                                   context_text_gate=True).eval()
+    sentences = []
+    backbone.horizontal_contexts[0].register_forward_pre_hook(
+        lambda module, args: sentences.append(args[2]))
+    img, (feats, mask) = torch.randn(2, 3, 64, 48), _text()
+    outs = backbone(img, feats, mask)
+    torch.testing.assert_close(sentences[0][0], feats[0, :3].mean(0))
+    torch.testing.assert_close(sentences[0][1], feats[1].mean(0))
+    padded = feats.clone()
+    padded[0, 3:] = 100.0  # padding words must not change anything
+    for out, reference in zip(backbone(img, padded, mask), outs, strict=True):
+        torch.testing.assert_close(out, reference)
+    backbone.train()
+    sum(o.sum() for o in backbone(img, feats, mask)).backward()
+    assert all(c.text_gate.weight.grad.abs().sum() > 0 for c in backbone.horizontal_contexts)
+    with pytest.raises(ValueError, match='needs horizontal_context=True'):
+        LAVTSwinTransformer(**TINY, context_text_gate=True)
 
 
 @pytest.mark.parametrize('size', [(4, 6), (5, 3)])
