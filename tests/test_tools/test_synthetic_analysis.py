@@ -67,3 +67,18 @@ def test_position_probe_finds_a_linear_code_and_no_more(load_repo_script):
     coded = np.concatenate([noise, x[:, None] * 3 + 1], 1)
     assert probe.probe_r2(coded[:200], x[:200], coded[200:], x[200:]) > 0.99
     assert probe.probe_r2(noise[:200], x[:200], noise[200:], x[200:]) < 0.1
+
+
+def test_side_swap_scores(load_repo_script):
+    side_swap = load_repo_script('tools/analysis_tools/side_swap.py')
+    left, right = np.zeros((4, 6), bool), np.zeros((4, 6), bool)
+    left[:, :2], right[:, 4:] = True, True
+    both = left | right
+    # A model that reads the side: the swap moves the mask to the other object.
+    assert side_swap.swap_scores([left], [right], [left]) == dict(
+        overlap=0.0, iou_text=1.0, iou_swapped=0.0)
+    # One that segments every object of the category: the same mask twice.
+    assert side_swap.swap_scores([both, both], [both, both], [left, right]) == dict(
+        overlap=1.0, iou_text=0.5, iou_swapped=0.5)
+    with pytest.raises(ValueError, match='1, 0, 1'):
+        side_swap.swap_scores([left], [], [left])
