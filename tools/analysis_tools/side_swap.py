@@ -13,15 +13,14 @@ Example:
         data/synthetic_mmris/mm_ris_test.parquet --rows 40
 """
 import argparse
-import io
 from typing import Dict, Sequence
 
-import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
 from mmrisfusion.apis import inference_model, init_model
 from mmrisfusion.datasets.synthetic_mmris import expression_kind
+from mmrisfusion.datasets.transforms.loading import decode_image, load_npy_mask
 from mmrisfusion.datasets.transforms.transforms import swap_direction_words
 
 
@@ -63,13 +62,6 @@ def swap_scores(preds: Sequence[np.ndarray], swapped: Sequence[np.ndarray],
                 iou_swapped=float(np.mean([iou(s, g) for s, g in zip(swapped, gts)])))
 
 
-def decode(data: bytes, flags: int) -> np.ndarray:
-    """Decode one stored image (PNG/JPEG bytes, or a ``.npy`` mask)."""
-    if data[:6] == b'\x93NUMPY':
-        return np.load(io.BytesIO(data))
-    return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-
-
 def main() -> None:
     """Predict both ways and print the three means."""
     args = parse_args()
@@ -78,15 +70,15 @@ def main() -> None:
     if not rows:
         raise SystemExit(f'{args.parquet} has no absolute-position/ordinal expression')
     model = init_model(args.config, args.checkpoint, device='cpu')
-    vis = [decode(row['visible_image'], cv2.IMREAD_COLOR)[..., ::-1].copy() for row in rows]
-    ir = [decode(row['infrared_image'], cv2.IMREAD_GRAYSCALE) for row in rows]
+    vis = [decode_image(row['visible_image'], gray=False, backend='cv2') for row in rows]
+    ir = [decode_image(row['infrared_image'], gray=True, backend='cv2') for row in rows]
     texts = [row['question'] for row in rows]
     preds = inference_model(model, vis, ir, texts)
     swapped = inference_model(model, vis, ir,
                               [swap_direction_words(t, 'horizontal') for t in texts])
     scores = swap_scores([r.mask.astype(bool) for r in preds],
                          [r.mask.astype(bool) for r in swapped],
-                         [decode(row['segmentation'], cv2.IMREAD_GRAYSCALE) > 0 for row in rows])
+                         [load_npy_mask(row['segmentation']) > 0 for row in rows])
     print(f'{len(rows)} position/ordinal rows: IoU between the masks for the expression and '
           f'for its left/right swap {scores["overlap"]:.3f}; IoU with the ground truth '
           f'{scores["iou_text"]:.3f} (expression) vs {scores["iou_swapped"]:.3f} (swapped)')
