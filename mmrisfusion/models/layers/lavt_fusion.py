@@ -269,12 +269,10 @@ class HorizontalContext(nn.Module):
         if self.text_gate is not None and sentence is None:
             raise ValueError('HorizontalContext with a sentence gate needs the sentence')
         rows = x.view(batch, height, width, channels)
-        col_max, col_mean = rows.amax(1), rows.sum(1) / height
+        columns = torch.cat([rows.amax(1), rows.sum(1) / height], dim=-1)
         # Shifted by one column, zero-padded: the summaries leave the column itself out.
-        before_max = F.pad(col_max, (0, 0, 1, 0))[:, :-1]
-        after_max = F.pad(col_max, (0, 0, 0, 1))[:, 1:].flip(1)
-        before_mean = F.pad(col_mean, (0, 0, 1, 0))[:, :-1]
-        after_mean = F.pad(col_mean, (0, 0, 0, 1))[:, 1:].flip(1)
+        before_max, before_mean = F.pad(columns, (0, 0, 1, 0))[:, :-1].chunk(2, dim=-1)
+        after_max, after_mean = F.pad(columns, (0, 0, 0, 1))[:, 1:].flip(1).chunk(2, dim=-1)
         context = torch.cat([
             running_max(before_max),
             running_max(after_max).flip(1),
