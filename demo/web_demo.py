@@ -38,7 +38,7 @@ from mmrisfusion.visualization import overlay_mask
 
 #: What `make demo` trains (tools/demo.sh), relative to the repository root.
 DEMO_CONFIG = ('configs/risfusion/'
-               'risfusion_swin-mini_minilm_1xb16-1.6k_mm-ris-synthetic-128x128.py')
+               'risfusion_swin-mini_minilm_1xb16-1.5k_mm-ris-synthetic-128x128.py')
 DEMO_WORK_DIR = 'work_dirs/demo'
 EXAMPLES_DIR = Path(__file__).resolve().parent / 'examples'
 PREVIEW_SIDE = 256

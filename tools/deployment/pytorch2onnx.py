@@ -2,7 +2,7 @@
 
 Example:
     python tools/deployment/pytorch2onnx.py \
-        configs/risfusion/risfusion_swin-mini_minilm_1xb16-1.6k_mm-ris-synthetic-128x128.py \
+        configs/risfusion/risfusion_swin-mini_minilm_1xb16-1.5k_mm-ris-synthetic-128x128.py \
         work_dirs/demo/iter_1600.pth --shape 128 128 --out work_dirs/onnx/model.onnx
 
 The graph is the whole network, text encoder included: token ids, token mask and the

@@ -2,11 +2,11 @@
 # pixel-word attentions, the horizontal context after each of them and a detail map for the
 # decoder (below, options not in LAVT), two more Swin blocks in each of the last two stages
 # (depths (1, 1, 4, 2): at 128 px these stages are 8x8 and 4x4 tokens, whose windows span
-# the image, so the blocks are cheap) and 1600 iterations, which the faster training step
+# the image, so the blocks are cheap) and 1500 iterations, which the faster training step
 # (channels-last fuser, Sobel and argmax without oneDNN's slow paths, parquet rows read from
 # a memory-mapped Arrow copy) fits in the 20 minutes of `make demo` on an idle 2-core
-# machine. README.md, "The two commands", has the figures per kind of expression and what
-# the other levers measured.
+# machine (1600 took 20 min 4 s with the detail map). README.md, "The two commands", has
+# the figures per kind of expression and what the other levers measured.
 _base_ = ['./risfusion_swin-mini_minilm_1xb16-1.2k_mm-ris-synthetic-128x128.py']
 
 # More heads in every pixel-word attention (LAVT: one): with one head each pixel pools the
@@ -27,7 +27,7 @@ model = dict(
     decode_head=dict(in_channels=(16, 32, 64, 128, 256), in_index=(0, 1, 2, 3, 4),
                      channels=(64, 64, 64, 32)))
 
-max_iters = 1600
+max_iters = 1500
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, begin=0, end=100, by_epoch=False),
     dict(type='PolyLR', power=0.9, eta_min=0.0, begin=100, end=max_iters, by_epoch=False),
