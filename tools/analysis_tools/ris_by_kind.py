@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mmrisfusion.datasets.synthetic_mmris import EXPRESSION_KINDS, expression_kind
+from mmrisfusion.evaluation import mask_iou
 
 LABELS = dict(category='category', colour='colour', temperature='temperature', size='size',
               relation='relation', position='absolute position/ordinal')
@@ -62,9 +63,7 @@ def scores_by_kind(results: Path, parquet: Path) -> Dict[str, dict]:
         gt = np.load(io.BytesIO(gts[idx])).astype(bool)
         if gt.shape != pred.shape:
             raise ValueError(f'{path}: mask {pred.shape} but the GT of row {idx} is {gt.shape}')
-        union = np.logical_or(pred > 127, gt).sum()
-        ious[expression_kind(questions[idx])].append(
-            float(np.logical_and(pred > 127, gt).sum() / union) if union else 0.0)
+        ious[expression_kind(questions[idx])].append(mask_iou(pred > 127, gt))
     ious['all'] = [iou for kind in EXPRESSION_KINDS for iou in ious[kind]]
     return {kind: {'n': len(v), 'mIoU': 100 * float(np.mean(v)),
                    'P@0.5': 100 * float(np.mean(np.asarray(v) >= 0.5))}

@@ -22,6 +22,7 @@ from mmrisfusion.apis import inference_model, init_model
 from mmrisfusion.datasets.synthetic_mmris import expression_kind
 from mmrisfusion.datasets.transforms.loading import decode_image, load_npy_mask
 from mmrisfusion.datasets.transforms.transforms import swap_direction_words
+from mmrisfusion.evaluation import mask_iou
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,12 +34,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--rows', type=int, default=40,
                         help='position/ordinal rows to use, the first ones (default 40)')
     return parser.parse_args()
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks; an empty union scores 0 (as ``RISMetric``)."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
 def swap_scores(preds: Sequence[np.ndarray], swapped: Sequence[np.ndarray],
@@ -57,9 +52,9 @@ def swap_scores(preds: Sequence[np.ndarray], swapped: Sequence[np.ndarray],
     if not len(preds) == len(swapped) == len(gts) > 0:
         raise ValueError(f'swap_scores needs as many masks of each kind, at least one; got '
                          f'{len(preds)}, {len(swapped)}, {len(gts)}')
-    return dict(overlap=float(np.mean([iou(p, s) for p, s in zip(preds, swapped)])),
-                iou_text=float(np.mean([iou(p, g) for p, g in zip(preds, gts)])),
-                iou_swapped=float(np.mean([iou(s, g) for s, g in zip(swapped, gts)])))
+    return dict(overlap=float(np.mean([mask_iou(p, s) for p, s in zip(preds, swapped)])),
+                iou_text=float(np.mean([mask_iou(p, g) for p, g in zip(preds, gts)])),
+                iou_swapped=float(np.mean([mask_iou(s, g) for s, g in zip(swapped, gts)])))
 
 
 def main() -> None:

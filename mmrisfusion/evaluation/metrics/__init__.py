@@ -1,4 +1,4 @@
 from .fusion_metric import FusionMetric
-from .ris_metric import RISMetric
+from .ris_metric import RISMetric, mask_iou
 
-__all__ = ['FusionMetric', 'RISMetric']
+__all__ = ['FusionMetric', 'RISMetric', 'mask_iou']

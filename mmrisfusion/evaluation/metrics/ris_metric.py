@@ -30,6 +30,20 @@ def _iou(intersection: int, union: int) -> float:
     return intersection / union if union > 0 else 0.0
 
 
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of two boolean masks by :class:`RISMetric`'s rule (0 when the union is empty),
+    for tools that score saved masks one by one.
+
+    Args:
+        pred (np.ndarray): Boolean mask.
+        gt (np.ndarray): Boolean mask of the same shape.
+
+    Returns:
+        float: The IoU in [0, 1].
+    """
+    return _iou(int(np.logical_and(pred, gt).sum()), int(np.logical_or(pred, gt).sum()))
+
+
 def _mean_class_iou(pooled: Sequence[Tuple[int, int]]) -> float:
     """Mean over classes of pooled I / U x 100, leaving out classes whose union is empty
     (the published "cIoU"; 0 when every union is empty)."""
