@@ -5,8 +5,9 @@
 # target. Each swapped expression costs one more sample of work (+12% per step), hence 1300
 # iterations for the same time. It is the one device that made the model read the side
 # words in every run: at weight 0.1, position expressions 46.1% P@0.5 (the demo: 22.7%) and
-# mIoU 59.6 (58.4) in one run with two runs at a time; at 0.25, 39.1% but mIoU 51.8, the
-# other kinds' masks worse. README.md, "The two commands", has the figures.
+# mIoU 59.6 (58.4) in one run with two runs at a time, 32.0% and 56.3 in a second run
+# (alone, train + test 18 min 57 s); at 0.25, 39.1% but mIoU 51.8, the other kinds' masks
+# worse. README.md, "The two commands", has the figures.
 _base_ = ['./risfusion_swin-mini_minilm_1xb16-1.5k_mm-ris-synthetic-128x128.py']
 
 model = dict(side_swap_loss=dict(type='SideSwapLoss', tokenizer_path={{_base_.tokenizer_path}},
