@@ -3,6 +3,7 @@
 Examples:
     python tools/test.py CONFIG work_dirs/x/best_oIoU_iter_4000.pth --out-dir results/x
     python tools/test.py CONFIG CKPT --amp      # bfloat16 on the CPU, float16 on a GPU
+    python tools/test.py CONFIG CKPT --tta      # the mean over the config's tta_pipeline views
     bash tools/dist_test.sh CONFIG CKPT 8 --out-dir results/x
 
 ``--out-dir DIR`` writes ``fused/``, ``masks/``, ``overlays/`` (prediction in red on the
@@ -19,7 +20,7 @@ from pathlib import Path
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -41,6 +42,10 @@ def parse_args() -> argparse.Namespace:
                         'captioned VIS/IR/fused/prediction/GT panels')
     parser.add_argument('--amp', action='store_true', help='mixed precision: bfloat16 '
                         'autocast on the CPU, float16 on a GPU (metrics stay float32)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation: the '
+                        "config's tta_model averages the predictions over the views of its "
+                        'tta_pipeline (shipped: as it is and flipped with "left"/"right" '
+                        'swapped)')
     parser.add_argument('--work-dir', help='where the logs go (default: the config\'s '
                         'work_dir, else work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -52,6 +57,33 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def use_tta(cfg: Config, config_path: str) -> None:
+    """Wrap the model in ``tta_model`` and give every test dataset ``tta_pipeline``.
+
+    The test set may be a wrapper (``ConcatDataset``, ``MismatchedTextDataset``): every
+    dataset config in it with a ``pipeline`` gets the TTA one.
+    """
+    missing = [key for key in ('tta_model', 'tta_pipeline') if cfg.get(key) is None]
+    if missing:
+        raise SystemExit(f'--tta: {config_path} has no {" and no ".join(missing)}; see '
+                         'configs/_base_/datasets/mm-ris-synthetic_128x128.py for both')
+    found = []
+
+    def replace(dataset: dict) -> None:
+        if 'pipeline' in dataset:
+            dataset['pipeline'] = cfg.tta_pipeline
+            found.append(dataset)
+        for child in [dataset.get('dataset')] + list(dataset.get('datasets') or []):
+            if isinstance(child, dict):
+                replace(child)
+
+    replace(cfg.test_dataloader.dataset)
+    if not found:
+        raise SystemExit(f'--tta: no dataset with a pipeline in the test_dataloader of '
+                         f'{config_path}')
+    cfg.model = dict(cfg.tta_model, module=cfg.model)
 
 
 def main() -> None:
@@ -74,6 +106,8 @@ def main() -> None:
     if args.amp:
         # mmengine's TestLoop autocasts with fp16=True: float16 on a GPU, bfloat16 on the CPU.
         cfg.test_cfg = dict(cfg.get('test_cfg') or dict(type='TestLoop'), fp16=True)
+    if args.tta:
+        use_tta(cfg, args.config)
     if args.panels and args.out_dir is None:
         raise SystemExit('--panels needs --out-dir')
     if args.out_dir is not None:
@@ -82,6 +116,8 @@ def main() -> None:
     setup_launcher(cfg, args.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if isinstance(model, BaseTTAModel):
+        model = model.module
     meta = load_model_checkpoint(model, args.checkpoint)
     if 'dataset_meta' in meta:
         model.dataset_meta = meta['dataset_meta']

@@ -12,6 +12,9 @@ def test_every_layout():
         dict(vis=VIS, ir=IR),  # pseudo_collate
         dict(vis=torch.stack(VIS), ir=torch.stack(IR)),  # default_collate
         [dict(vis=v, ir=i) for v, i in zip(VIS, IR)],  # a list of per-sample dicts
+        # TestTimeAug: a batch per view; the first view's images (RISTTAModel's sample)
+        [dict(vis=VIS, ir=IR), dict(vis=[v.flip(-1) + 1 for v in VIS], ir=IR)],
+        [dict(vis=torch.stack(VIS), ir=torch.stack(IR))] * 2,
     ]
     for inputs in layouts:
         for index in range(2):

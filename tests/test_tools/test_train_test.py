@@ -89,6 +89,37 @@ def test_test_writes_results(config, trained, data_root, tmp_path):
     assert all(isinstance(v, float) for v in metrics.values())
 
 
+def test_test_with_tta(config, trained, data_root, tmp_path):
+    out_dir = tmp_path / 'results'
+    run_tool([sys.executable, 'tools/test.py', config, str(trained / 'epoch_1.pth'), '--tta',
+              '--out-dir', str(out_dir), '--work-dir', str(tmp_path / 'work'),
+              '--cfg-options', *data_options(data_root)])
+    samples = json.loads((out_dir / 'samples.json').read_text())
+    assert len(samples) == NUM_ROWS['test'] and all(s['text'] for s in samples)
+    assert len(list((out_dir / 'masks').iterdir())) == NUM_ROWS['test']
+    metrics = json.loads((out_dir / 'metrics.json').read_text())
+    assert 0 <= metrics['mIoU'] <= 100
+
+
+def test_tta_replaces_every_test_pipeline(monkeypatch):
+    test = runpy.run_path(str(REPO_ROOT / 'tools' / 'test.py'))
+    inner = dict(type='MMRISDataset', pipeline=['plain'])
+    cfg = Config(dict(
+        model=dict(type='RISFusion'), tta_model=dict(type='RISTTAModel'),
+        tta_pipeline=['views'], test_dataloader=dict(dataset=dict(
+            type='ConcatDataset',
+            datasets=[inner, dict(type='MismatchedTextDataset', dataset=inner)]))))
+    test['use_tta'](cfg, 'x.py')
+    assert cfg.model == dict(type='RISTTAModel', module=dict(type='RISFusion'))
+    first, mismatched = cfg.test_dataloader.dataset.datasets
+    assert first.pipeline == ['views'] and mismatched.dataset.pipeline == ['views']
+    with pytest.raises(SystemExit, match='x.py has no tta_model and no tta_pipeline'):
+        test['use_tta'](Config(dict(model=dict())), 'x.py')
+    with pytest.raises(SystemExit, match='no dataset with a pipeline'):
+        test['use_tta'](Config(dict(tta_model=dict(), tta_pipeline=[],
+                                    test_dataloader=dict(dataset=dict(type='X')))), 'x.py')
+
+
 def test_amp_flag(monkeypatch):
     """--amp: bfloat16 autocast without a GPU, float16 with the config's loss scale on one."""
     train = runpy.run_path(str(REPO_ROOT / 'tools' / 'train.py'))

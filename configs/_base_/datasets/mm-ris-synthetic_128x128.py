@@ -27,6 +27,16 @@ test_pipeline = [
     dict(type='TokenizeText', tokenizer_path=tokenizer_path, max_length=max_tokens),
     dict(type='PackRISInputs'),
 ]
+# `tools/test.py --tta` (RISTTAModel): the mean prediction over the sample as it is and
+# flipped horizontally with its side words swapped ("left" <-> "right", as RISRandomFlip
+# does in training), which keeps the expression true.
+tta_model = dict(type='RISTTAModel')
+tta_pipeline = test_pipeline[:-2] + [
+    dict(type='TestTimeAug',
+         transforms=[[dict(type='RISRandomFlip', prob=0.0, direction='horizontal'),
+                      dict(type='RISRandomFlip', prob=1.0, direction='horizontal')],
+                     test_pipeline[-2:-1], test_pipeline[-1:]])
+]
 # ris_collate stacks the images in the workers and pin_memory pins the batch, for one
 # non-blocking copy to the GPU (the tools turn pin_memory off on a machine without one).
 train_dataloader = dict(
