@@ -216,7 +216,9 @@ def main() -> None:
             scored = [score(task) for task in tasks]
         else:
             with multiprocessing.Pool(workers) as pool:
-                scored = pool.map(score, tasks, chunksize=1)
+                # In order: a failure names the first bad image by stem, whichever worker
+                # failed first.
+                scored = list(pool.imap(score, tasks))
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f'error: {error}')
     seconds = time.perf_counter() - start
