@@ -246,7 +246,8 @@ class RISFusion(BaseSegmentor):
         """
         swap = self.side_swap_loss
         network_inputs = inputs
-        if swap is not None:
+        rows = None
+        if swap is not None and swap.active():
             # The side-swapped expressions ride along in the same pass, with their images.
             rows, swapped_ids = swap.swap(inputs['token_ids'], inputs['token_mask'])
             network_inputs = dict(
@@ -261,7 +262,7 @@ class RISFusion(BaseSegmentor):
         losses = add_prefix(self.decode_head.loss(feats, data_samples, self.train_cfg),
                             'decode')
         if swap is not None:
-            if rows.numel():
+            if rows is not None and rows.numel():
                 targets = torch.stack(
                     [data_samples[i].gt_sem_seg.data[0] for i in rows.tolist()])
                 term = swap(self.decode_head(swapped_feats), targets, batch)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from mmengine.logging import MessageHub
 
 from mmrisfusion.datasets.transforms import load_tokenizer
 from mmrisfusion.models.losses import SideSwapLoss
@@ -64,6 +65,17 @@ def test_term_is_the_covered_share_of_the_targets_per_sample(tokenizer_path):
     # Logits at a lower resolution are resized to the labels.
     torch.testing.assert_close(loss(logits[..., ::2, ::2], target, 4),
                                torch.tensor(expected), atol=1e-6, rtol=0)
+
+
+def test_stops_at_the_runners_end_iter(tokenizer_path):
+    assert SideSwapLoss(tokenizer_path).active()
+    loss = SideSwapLoss(tokenizer_path, end_iter=3)
+    hub = MessageHub.get_instance('test_side_swap_end_iter')  # the current instance now
+    assert loss.active()  # outside a runner: no iteration known
+    hub.update_info('iter', 2)
+    assert loss.active()
+    hub.update_info('iter', 3)
+    assert not loss.active()
 
 
 def test_bad_words_and_max_rows(tokenizer_path):

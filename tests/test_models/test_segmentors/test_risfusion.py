@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import PixelData
 
@@ -447,3 +448,11 @@ def test_side_swap_loss_runs_the_swapped_expressions_with_the_same_images(cfg):
     losses = model(**data, mode='loss')
     assert losses['decode.loss_side_swap'].item() == 0
     model.parse_losses(losses)[0].backward()
+    # From end_iter on nothing is swapped: the network runs on the batch alone.
+    ids[1, 2] = left
+    model.side_swap_loss.end_iter = 5
+    MessageHub.get_instance('test_side_swap_after_end').update_info('iter', 5)
+    batches = []
+    model.backbone.register_forward_pre_hook(lambda _, args: batches.append(len(args[0])))
+    losses = model(**data, mode='loss')
+    assert batches == [3] and losses['decode.loss_side_swap'].item() == 0
