@@ -38,7 +38,7 @@ from mmrisfusion.visualization import overlay_mask
 
 #: What `make demo` trains (tools/demo.sh), relative to the repository root.
 DEMO_CONFIG = ('configs/risfusion/'
-               'risfusion_swin-mini_minilm_1xb16-1.5k_mm-ris-synthetic-128x128.py')
+               'risfusion_swin-mini_minilm_1xb16-side-swap-1.3k_mm-ris-synthetic-128x128.py')
 DEMO_WORK_DIR = 'work_dirs/demo'
 EXAMPLES_DIR = Path(__file__).resolve().parent / 'examples'
 PREVIEW_SIDE = 256
@@ -304,7 +304,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     checkpoint = args.checkpoint or default_checkpoint()
     if checkpoint is None:
         sys.exit(f'no checkpoint given and none in {DEMO_WORK_DIR}/last_checkpoint: run '
-                 '`make demo` first (it trains the demo model, about 17 minutes on 2 cores), '
+                 '`make demo` first (it trains the demo model, about 19 minutes on 2 cores), '
                  'or give CONFIG CHECKPOINT')
     for path in (config, checkpoint):
         if not Path(path).is_file():

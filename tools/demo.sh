@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
-config=configs/risfusion/risfusion_swin-mini_minilm_1xb16-1.5k_mm-ris-synthetic-128x128.py
+config=configs/risfusion/risfusion_swin-mini_minilm_1xb16-side-swap-1.3k_mm-ris-synthetic-128x128.py
 work_dir=work_dirs/demo
 data=data/synthetic_mmris
 minilm=data/pretrained/all-MiniLM-L6-v2
@@ -23,12 +23,13 @@ if [ ! -f "$data/mm_ris_test.parquet" ]; then
     $py tools/dataset_converters/make_synthetic_mmris.py "$data" \
         --train 4000 --val 200 --test 400 --size 128 --seed 0
 fi
-say "training $config (1500 iterations in bfloat16, about 19 minutes on 2 idle cores, testing included)"
+say "training $config (1300 iterations in bfloat16, about 19 minutes on 2 idle cores, testing included)"
 $py tools/train.py "$config" --work-dir "$work_dir"
 checkpoint=$(cat "$work_dir/last_checkpoint")
-say "testing $checkpoint on the test split, with matched and with mismatched expressions"
+say "testing $checkpoint on the test split, with matched and with mismatched expressions, \
+each image also mirrored with left/right swapped in its expression (--tta)"
 $py tools/test.py "$config" "$checkpoint" --work-dir "$work_dir" --out-dir "$work_dir/results" \
-    --panels
+    --panels --tta
 say "done"
 $py - "$work_dir/results/metrics.json" <<'PY'
 import json, sys

@@ -1,9 +1,10 @@
 """Export a RIS-FUSION checkpoint to ONNX and check it against PyTorch with ONNX Runtime.
 
 Example:
-    python tools/deployment/pytorch2onnx.py \
-        configs/risfusion/risfusion_swin-mini_minilm_1xb16-1.5k_mm-ris-synthetic-128x128.py \
-        work_dirs/demo/iter_1600.pth --shape 128 128 --out work_dirs/onnx/model.onnx
+    python tools/deployment/pytorch2onnx.py CONFIG work_dirs/demo/iter_1300.pth \
+        --shape 128 128 --out work_dirs/onnx/model.onnx
+
+with CONFIG the ``make demo`` model's (``config=`` in tools/demo.sh).
 
 The graph is the whole network, text encoder included: token ids, token mask and the
 normalised VIS and IR images in; segmentation logits and the fused image out (batch 1,
