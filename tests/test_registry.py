@@ -25,7 +25,8 @@ import mmrisfusion.registry  # noqa: F401  (only the nodes, nothing registered u
 
 # The registry a `type` belongs to, from the nearest key above it that names one.
 BY_KEY = {
-    'model': mme.MODELS, 'data_preprocessor': mme.MODELS, 'norm_cfg': mme.MODELS,
+    'model': mme.MODELS, 'tta_model': mme.MODELS, 'data_preprocessor': mme.MODELS,
+    'norm_cfg': mme.MODELS,
     'dataset': mme.DATASETS, 'pipeline': mme.TRANSFORMS, 'transforms': mme.TRANSFORMS,
     'sampler': mme.DATA_SAMPLERS, 'batch_sampler': mme.DATA_SAMPLERS,
     'collate_fn': mme.FUNCTIONS,
