@@ -11,8 +11,9 @@ def batch_input(inputs: Any, key: str, index: int) -> Optional[Any]:
     ``pseudo_collate`` turns a batch of them into ``dict(vis=[...], ir=[...])``,
     ``default_collate`` into ``dict(vis=Tensor, ir=Tensor)``, and a custom collate may keep
     a list of per-sample dicts; under test-time augmentation (``TestTimeAug``) ``inputs``
-    is a list of such batches, one per view. All are read here. The hooks and ``FusionMetric`` read
-    the uint8 images this way, before the data preprocessor normalises copies of them.
+    is a list of collated batches, one per view. All are read here. The hooks and
+    ``FusionMetric`` read the uint8 images this way, before the data preprocessor
+    normalises copies of them.
 
     Args:
         inputs (Any): ``data_batch['inputs']``.
