@@ -5,10 +5,11 @@
 # penalised where they cover the original target. Each swapped expression costs one more
 # sample of work (+12% per step while the term is on), hence 1300 iterations for the 1.5k
 # config's time. It is the one device that made the model read the side words in every run:
-# position expressions 32.0% to 46.1% P@0.5 in five runs at weight 0.1 (the 1.5k config:
+# position expressions 32.0% to 48.4% P@0.5 in six runs at weight 0.1 (the 1.5k config:
 # 22.7%); stopping the term at 700 iterations kept that (45.3% against 46.1% in the same run
 # with the term throughout) with cheaper steps after. The whole `make demo` run: mIoU 57.7
-# (57.2 without --tta), position 35.2% (32.0%), 18 min 26 s. At weight 0.25 the other kinds' masks
+# (57.2 without --tta), position 35.2% (32.0%), 18 min 26 s; with seed 1: 60.3 (59.6),
+# position 51.6% (48.4%): the runs spread widely. At weight 0.25 the other kinds' masks
 # got worse (mIoU 51.8); started late (from iteration 400) the term did not make the model
 # read the side words at all (23.4%). `make demo` tests it with `tools/test.py --tta`.
 # README.md, "The two commands", has the figures.
