@@ -257,8 +257,9 @@ class RISFusion(BaseSegmentor):
                 token_mask=torch.cat([inputs['token_mask'], inputs['token_mask'][rows]]))
         fused, feats = self._run_network(network_inputs)
         batch = len(data_samples)
-        fused, swapped_feats, feats = fused[:batch], [f[batch:] for f in feats], [
-            f[:batch] for f in feats]
+        if rows is not None:  # the swapped expressions follow the batch
+            swapped_feats = [f[batch:] for f in feats]
+            fused, feats = fused[:batch], [f[:batch] for f in feats]
         losses = add_prefix(self.decode_head.loss(feats, data_samples, self.train_cfg),
                             'decode')
         if swap is not None:
