@@ -37,6 +37,24 @@ def test_swaps_side_words_and_skips_ordinals(tokenizer_path):
     assert torch.equal(swapped[:, 0], ids[rows, 0])  # [CLS] and padding stay
 
 
+def test_ordinal_words_replace_the_ordinal_instead_of_the_sides(tokenizer_path):
+    loss = SideSwapLoss(tokenizer_path, max_rows=10,
+                        ordinal_words=(('second', 'third'), ('third', 'second'),
+                                       ('fourth', 'third')))
+    texts = ['the second dog from the left', 'the red car', 'the leftmost dog',
+             'the third warm cat from the right', 'the fourth dog from the left']
+    ids, mask = _tokens(tokenizer_path, texts)
+    rows, swapped = loss.swap(ids, mask)
+    assert rows.tolist() == [0, 2, 3, 4]
+    # One pass: "second" -> "third" is not turned back into "second".
+    assert _decode(tokenizer_path, swapped) == [
+        'the third dog from the left', 'the rightmost dog',
+        'the second warm cat from the right', 'the third dog from the left']
+    # Without them, ordinal expressions are left out (the default).
+    rows, _ = SideSwapLoss(tokenizer_path, max_rows=10).swap(ids, mask)
+    assert rows.tolist() == [2]
+
+
 def test_at_most_max_rows_are_swapped(tokenizer_path):
     loss = SideSwapLoss(tokenizer_path, max_rows=2)
     ids, mask = _tokens(tokenizer_path, ['the dog on the left'] * 5 + ['the cat'])
@@ -81,6 +99,8 @@ def test_stops_at_the_runners_end_iter(tokenizer_path):
 def test_bad_words_and_max_rows(tokenizer_path):
     with pytest.raises(ValueError, match="'leftmost' is 2 tokens"):
         SideSwapLoss(tokenizer_path, swap_words=(('leftmost', 'right'), ))
+    with pytest.raises(ValueError, match="'leftmost' is 2 tokens"):
+        SideSwapLoss(tokenizer_path, ordinal_words=(('second', 'leftmost'), ))
     with pytest.raises(ValueError, match='max_rows must be >= 1'):
         SideSwapLoss(tokenizer_path, max_rows=0)
     with pytest.raises(FileNotFoundError, match="SideSwapLoss: .*'no/such/tokenizer' does not"):
