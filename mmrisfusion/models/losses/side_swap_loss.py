@@ -86,12 +86,11 @@ class SideSwapLoss(BaseLossTerm):
         def token_ids(words: Iterable[str]) -> Tensor:
             return torch.tensor([token_id(w) for w in words], dtype=torch.long).reshape(-1)
 
-        pairs = [(token_id(a), token_id(b)) for a, b in swap_words]
         if max_rows < 1:
             raise ValueError(f'SideSwapLoss: max_rows must be >= 1, got {max_rows}')
-        self.register_buffer('swap_from', torch.tensor([i for p in pairs for i in p]),
+        self.register_buffer('swap_from', token_ids(w for pair in swap_words for w in pair),
                              persistent=False)
-        self.register_buffer('swap_to', torch.tensor([i for a, b in pairs for i in (b, a)]),
+        self.register_buffer('swap_to', token_ids(w for a, b in swap_words for w in (b, a)),
                              persistent=False)
         self.register_buffer('skip_ids', token_ids(skip_words), persistent=False)
         self.register_buffer('ordinal_from', token_ids(a for a, _ in ordinal_words),
